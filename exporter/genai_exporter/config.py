@@ -1,0 +1,322 @@
+"""The exporter's configuration: typed, validated at startup, every error reported at once.
+
+A config file is optional; with none, the built-in defaults below apply. `load_config` reads
+YAML, checks every key and collects every problem (with its path, e.g.
+`dimensions[1].max_values: must be a positive integer`) into one `ConfigError`, so an operator
+fixes a broken file in one pass. The CLI turns a ConfigError into exit code 2.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from genai_exporter import catalog, semconv
+
+LABEL_NAME_PATTERN = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+# Labels a dimension may not take: they are already on the domain metrics.
+RESERVED_LABELS = frozenset({
+    catalog.SERVICE, catalog.PROVIDER, catalog.MODEL, catalog.OPERATION, catalog.TOKEN_TYPE,
+    catalog.LAYER, catalog.AGENT, catalog.TOOL, catalog.STATUS, catalog.ERROR_TYPE,
+    catalog.FINISH_REASON, "le", "quantile", "job", "instance",
+})
+BUDGET_KINDS = {
+    "tokens_per_second": catalog.BUDGET_TOKENS_PER_SECOND.name,
+    "cost_usd_per_day": catalog.BUDGET_COST_USD_PER_DAY.name,
+}
+
+
+class ConfigError(Exception):
+    """A configuration that cannot be used; `problems` lists every reason with its key path."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        super().__init__(f"{source}: " + "; ".join(problems))
+
+    def __str__(self) -> str:
+        lines = [f"invalid configuration {self.source}:"]
+        lines.extend(f"  {problem}" for problem in self.problems)
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Dimension:
+    """A user-defined label (user tier, feature, team) read from span or resource attributes."""
+
+    label: str
+    attributes: tuple[str, ...]
+    max_values: int = 100
+
+
+@dataclass(frozen=True)
+class Budget:
+    """A budget series: `genai_budget_<kind>{<labels>} <value>`, joined against usage by alerts."""
+
+    metric: str
+    labels: tuple[tuple[str, str], ...]
+    value: float
+
+
+@dataclass(frozen=True)
+class CardinalityLimits:
+    """Distinct values kept per built-in label before new ones become `__overflow__`."""
+
+    max_values: Mapping[str, int] = field(default_factory=lambda: {
+        catalog.SERVICE: 200,
+        catalog.PROVIDER: 50,
+        catalog.MODEL: 500,
+        catalog.OPERATION: 50,
+        catalog.AGENT: 500,
+        catalog.TOOL: 1000,
+        catalog.ERROR_TYPE: 200,
+        catalog.FINISH_REASON: 50,
+    })
+    max_label_value_length: int = 128
+    # Agent-run accumulators waiting for their invoke_agent span to end.
+    max_pending_agent_runs: int = 100_000
+
+
+@dataclass(frozen=True)
+class ServerLimits:
+    """Protection of the OTLP receiver against oversized, slow or too many requests."""
+
+    max_request_bytes: int = 16 * 1024 * 1024
+    max_decompressed_bytes: int = 64 * 1024 * 1024
+    request_timeout_seconds: float = 30.0
+    max_concurrent_requests: int = 16
+
+
+def default_dimensions() -> tuple[Dimension, ...]:
+    """The dimensions every deployment gets unless its config names its own."""
+    return (
+        Dimension("user_tier", semconv.DEFAULT_USER_TIER_ATTRIBUTES, 100),
+        Dimension("feature", semconv.DEFAULT_FEATURE_ATTRIBUTES, 100),
+    )
+
+
+def default_budgets() -> tuple[Budget, ...]:
+    """1000 tokens/s per user tier, the budget of the reference article on token budgets."""
+    return tuple(
+        Budget(catalog.BUDGET_TOKENS_PER_SECOND.name, (("user_tier", tier),), 1000.0)
+        for tier in ("free", "pro", "enterprise")
+    )
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything the exporter needs besides its command-line flags."""
+
+    dimensions: tuple[Dimension, ...] = field(default_factory=default_dimensions)
+    price_files: tuple[Path, ...] = ()
+    budgets: tuple[Budget, ...] = field(default_factory=default_budgets)
+    limits: CardinalityLimits = field(default_factory=CardinalityLimits)
+    server: ServerLimits = field(default_factory=ServerLimits)
+
+
+class _Problems:
+    """Collects problems with their key paths while a config is checked."""
+
+    def __init__(self) -> None:
+        self.items: list[str] = []
+
+    def add(self, path: str, reason: str) -> None:
+        self.items.append(f"{path}: {reason}")
+
+
+def _positive_int(value: Any, path: str, problems: _Problems) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        problems.add(path, f"must be a positive integer, got {value!r}")
+        return None
+    return value
+
+
+def _positive_number(value: Any, path: str, problems: _Problems) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        problems.add(path, f"must be a positive number, got {value!r}")
+        return None
+    return float(value)
+
+
+def _mapping(value: Any, path: str, problems: _Problems) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        problems.add(path, f"must be a mapping, got {type(value).__name__}")
+        return {}
+    return value
+
+
+def _unknown_keys(section: Mapping[str, Any], known: set[str], path: str, problems: _Problems) -> None:
+    for key in section:
+        if key not in known:
+            where = f"{path}.{key}" if path else str(key)
+            problems.add(where, f"unknown key (known: {', '.join(sorted(known))})")
+
+
+def _parse_dimensions(raw: Any, problems: _Problems) -> tuple[Dimension, ...]:
+    if not isinstance(raw, list):
+        problems.add("dimensions", f"must be a list, got {type(raw).__name__}")
+        return ()
+    dimensions: list[Dimension] = []
+    seen: set[str] = set()
+    for index, item in enumerate(raw):
+        path = f"dimensions[{index}]"
+        entry = _mapping(item, path, problems)
+        if not entry:
+            if item is not None and not isinstance(item, Mapping):
+                continue
+            problems.add(path, "must set label and attributes")
+            continue
+        _unknown_keys(entry, {"label", "attributes", "max_values"}, path, problems)
+        label = entry.get("label")
+        if not isinstance(label, str) or not LABEL_NAME_PATTERN.match(label):
+            problems.add(f"{path}.label", f"must be a Prometheus label name, got {label!r}")
+            label = None
+        elif label in RESERVED_LABELS or label.startswith("__"):
+            problems.add(f"{path}.label", f"{label!r} is reserved by the exporter")
+            label = None
+        elif label in seen:
+            problems.add(f"{path}.label", f"{label!r} is defined twice")
+            label = None
+        attributes = entry.get("attributes")
+        if (not isinstance(attributes, list) or not attributes
+                or not all(isinstance(a, str) and a for a in attributes)):
+            problems.add(f"{path}.attributes", "must be a non-empty list of attribute names")
+            attributes = None
+        max_values = _positive_int(entry.get("max_values", 100), f"{path}.max_values", problems)
+        if label and attributes and max_values:
+            seen.add(label)
+            dimensions.append(Dimension(label, tuple(attributes), max_values))
+    return tuple(dimensions)
+
+
+def _parse_budgets(raw: Any, dimension_labels: set[str], problems: _Problems) -> tuple[Budget, ...]:
+    if not isinstance(raw, list):
+        problems.add("budgets", f"must be a list, got {type(raw).__name__}")
+        return ()
+    budgets: list[Budget] = []
+    for index, item in enumerate(raw):
+        path = f"budgets[{index}]"
+        entry = _mapping(item, path, problems)
+        _unknown_keys(entry, {"kind", "labels", "value"}, path, problems)
+        kind = entry.get("kind")
+        if kind not in BUDGET_KINDS:
+            problems.add(f"{path}.kind", f"must be one of {', '.join(sorted(BUDGET_KINDS))}, got {kind!r}")
+        labels = _mapping(entry.get("labels"), f"{path}.labels", problems)
+        if not labels:
+            problems.add(f"{path}.labels", "must name at least one dimension label and its value")
+        label_items: list[tuple[str, str]] = []
+        for name, value in labels.items():
+            if name not in dimension_labels:
+                problems.add(f"{path}.labels.{name}", "is not a configured dimension label")
+            elif not isinstance(value, str) or not value:
+                problems.add(f"{path}.labels.{name}", f"must be a non-empty string, got {value!r}")
+            else:
+                label_items.append((name, value))
+        value = _positive_number(entry.get("value"), f"{path}.value", problems)
+        if kind in BUDGET_KINDS and value is not None and len(label_items) == len(labels) and labels:
+            budgets.append(Budget(BUDGET_KINDS[kind], tuple(sorted(label_items)), value))
+    return tuple(budgets)
+
+
+def _parse_limits(raw: Any, problems: _Problems) -> CardinalityLimits:
+    section = _mapping(raw, "limits", problems)
+    defaults = CardinalityLimits()
+    _unknown_keys(section, {"max_values", "max_label_value_length", "max_pending_agent_runs"}, "limits",
+                  problems)
+    max_values = dict(defaults.max_values)
+    for label, value in _mapping(section.get("max_values"), "limits.max_values", problems).items():
+        if label not in defaults.max_values:
+            problems.add(f"limits.max_values.{label}",
+                         f"unknown label (known: {', '.join(sorted(defaults.max_values))})")
+            continue
+        checked = _positive_int(value, f"limits.max_values.{label}", problems)
+        if checked:
+            max_values[label] = checked
+    length = _positive_int(section.get("max_label_value_length", defaults.max_label_value_length),
+                           "limits.max_label_value_length", problems)
+    pending = _positive_int(section.get("max_pending_agent_runs", defaults.max_pending_agent_runs),
+                            "limits.max_pending_agent_runs", problems)
+    return CardinalityLimits(max_values, length or defaults.max_label_value_length,
+                             pending or defaults.max_pending_agent_runs)
+
+
+def _parse_server(raw: Any, problems: _Problems) -> ServerLimits:
+    section = _mapping(raw, "server", problems)
+    defaults = ServerLimits()
+    _unknown_keys(section, {"max_request_bytes", "max_decompressed_bytes", "request_timeout_seconds",
+                            "max_concurrent_requests"}, "server", problems)
+    request = _positive_int(section.get("max_request_bytes", defaults.max_request_bytes),
+                            "server.max_request_bytes", problems)
+    decompressed = _positive_int(section.get("max_decompressed_bytes", defaults.max_decompressed_bytes),
+                                 "server.max_decompressed_bytes", problems)
+    timeout = _positive_number(section.get("request_timeout_seconds", defaults.request_timeout_seconds),
+                               "server.request_timeout_seconds", problems)
+    concurrent = _positive_int(section.get("max_concurrent_requests", defaults.max_concurrent_requests),
+                               "server.max_concurrent_requests", problems)
+    return ServerLimits(
+        request or defaults.max_request_bytes,
+        decompressed or defaults.max_decompressed_bytes,
+        timeout or defaults.request_timeout_seconds,
+        concurrent or defaults.max_concurrent_requests,
+    )
+
+
+def parse_config(document: Any, source: str, base_dir: Path) -> Config:
+    """Check a parsed YAML document and build a Config, or raise ConfigError with every problem."""
+    problems = _Problems()
+    if document is None:
+        document = {}
+    if not isinstance(document, Mapping):
+        raise ConfigError(source, [f"(top level): must be a mapping, got {type(document).__name__}"])
+    _unknown_keys(document, {"dimensions", "prices", "budgets", "limits", "server"}, "", problems)
+
+    dimensions = default_dimensions()
+    if "dimensions" in document:
+        dimensions = _parse_dimensions(document["dimensions"] or [], problems)
+
+    price_files: list[Path] = []
+    prices = document.get("prices") or []
+    if not isinstance(prices, list):
+        problems.add("prices", "must be a list of price file paths")
+    else:
+        for index, item in enumerate(prices):
+            if not isinstance(item, str) or not item:
+                problems.add(f"prices[{index}]", f"must be a file path, got {item!r}")
+                continue
+            path = (base_dir / item) if not Path(item).is_absolute() else Path(item)
+            if not path.is_file():
+                problems.add(f"prices[{index}]", f"file not found: {path}")
+            price_files.append(path)
+
+    budgets = default_budgets() if "dimensions" not in document else ()
+    if "budgets" in document:
+        budgets = _parse_budgets(document["budgets"] or [], {d.label for d in dimensions}, problems)
+    limits = _parse_limits(document.get("limits"), problems)
+    server = _parse_server(document.get("server"), problems)
+    if problems.items:
+        raise ConfigError(source, problems.items)
+    return Config(dimensions, tuple(price_files), budgets, limits, server)
+
+
+def load_config(path: Path | None) -> Config:
+    """Read and check a config file; None gives the built-in defaults. Raises ConfigError."""
+    if path is None:
+        return Config()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(str(path), [f"(file): cannot read: {error.strerror or error}"]) from error
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
+        raise ConfigError(str(path), [f"{where}: not valid YAML: {getattr(error, 'problem', error)}"]) from error
+    return parse_config(document, str(path), path.parent)

@@ -1,0 +1,280 @@
+"""Span attribute names of every GenAI dialect the exporter understands.
+
+The only module that spells attribute names (normalize reads spans through it; the demo workload
+writes spans through it). Each concept lists its aliases in order of preference: the current OTel
+GenAI semantic conventions first, then their deprecated names, then OpenInference, OpenLLMetry /
+Traceloop (old and new), the Vercel AI SDK and Langfuse. The GenAI conventions are still in
+Development status, so every alias that real instrumentation emits stays accepted.
+"""
+
+from __future__ import annotations
+
+# --- Resource ---------------------------------------------------------------------------------
+SERVICE_NAME = "service.name"
+
+# --- Operation / span type ----------------------------------------------------------------------
+OPERATION_NAME = "gen_ai.operation.name"
+OPENINFERENCE_SPAN_KIND = "openinference.span.kind"
+TRACELOOP_SPAN_KIND = "traceloop.span.kind"
+TRACELOOP_LLM_REQUEST_TYPE = "llm.request.type"
+VERCEL_OPERATION_ID = "ai.operationId"
+LANGFUSE_OBSERVATION_TYPE = "langfuse.observation.type"
+
+# Well-known values of gen_ai.operation.name.
+OP_CHAT = "chat"
+OP_TEXT_COMPLETION = "text_completion"
+OP_GENERATE_CONTENT = "generate_content"
+OP_EMBEDDINGS = "embeddings"
+OP_RETRIEVAL = "retrieval"
+OP_RERANK = "rerank"
+OP_CREATE_AGENT = "create_agent"
+OP_INVOKE_AGENT = "invoke_agent"
+OP_EXECUTE_TOOL = "execute_tool"
+OP_INVOKE_WORKFLOW = "invoke_workflow"
+OP_PLAN = "plan"
+OP_EXECUTE_TASK = "execute_task"
+OP_GUARDRAIL = "guardrail"
+OP_EVALUATE = "evaluate"
+MEMORY_OPERATIONS = frozenset({
+    "create_memory_store", "search_memory", "create_memory", "update_memory", "upsert_memory",
+    "delete_memory", "delete_memory_store",
+})
+MODEL_OPERATIONS = frozenset({OP_CHAT, OP_TEXT_COMPLETION, OP_GENERATE_CONTENT, OP_EMBEDDINGS})
+AGENT_OPERATIONS = frozenset({OP_INVOKE_AGENT, OP_CREATE_AGENT, OP_INVOKE_WORKFLOW, OP_PLAN})
+RETRIEVAL_OPERATIONS = frozenset({OP_RETRIEVAL, OP_RERANK})
+TOOL_OPERATIONS = frozenset({OP_EXECUTE_TOOL})
+
+# openinference.span.kind -> gen_ai.operation.name
+OPENINFERENCE_KIND_TO_OPERATION = {
+    "LLM": OP_CHAT,
+    "EMBEDDING": OP_EMBEDDINGS,
+    "TOOL": OP_EXECUTE_TOOL,
+    "AGENT": OP_INVOKE_AGENT,
+    "CHAIN": OP_INVOKE_WORKFLOW,
+    "RETRIEVER": OP_RETRIEVAL,
+    "RERANKER": OP_RERANK,
+    "GUARDRAIL": OP_GUARDRAIL,
+    "EVALUATOR": OP_EVALUATE,
+}
+# traceloop.span.kind -> gen_ai.operation.name
+TRACELOOP_KIND_TO_OPERATION = {
+    "workflow": OP_INVOKE_WORKFLOW,
+    "agent": OP_INVOKE_AGENT,
+    "tool": OP_EXECUTE_TOOL,
+    "task": OP_EXECUTE_TASK,
+}
+# llm.request.type (OpenLLMetry before semconv-ai 0.5.0) -> gen_ai.operation.name
+TRACELOOP_REQUEST_TYPE_TO_OPERATION = {
+    "chat": OP_CHAT,
+    "completion": OP_TEXT_COMPLETION,
+    "embedding": OP_EMBEDDINGS,
+    "rerank": OP_RERANK,
+}
+# ai.operationId (Vercel AI SDK legacy integration) -> gen_ai.operation.name. The outer
+# ai.generateText / ai.streamText spans wrap the steps of one run, like invoke_agent.
+VERCEL_OPERATION_TO_OPERATION = {
+    "ai.generateText.doGenerate": OP_CHAT,
+    "ai.streamText.doStream": OP_CHAT,
+    "ai.generateObject.doGenerate": OP_CHAT,
+    "ai.streamObject.doStream": OP_CHAT,
+    "ai.embed.doEmbed": OP_EMBEDDINGS,
+    "ai.embedMany.doEmbed": OP_EMBEDDINGS,
+    "ai.toolCall": OP_EXECUTE_TOOL,
+    "ai.generateText": OP_INVOKE_AGENT,
+    "ai.streamText": OP_INVOKE_AGENT,
+    "ai.generateObject": OP_INVOKE_AGENT,
+    "ai.streamObject": OP_INVOKE_AGENT,
+}
+# langfuse.observation.type -> gen_ai.operation.name
+LANGFUSE_TYPE_TO_OPERATION = {
+    "generation": OP_CHAT,
+    "embedding": OP_EMBEDDINGS,
+    "agent": OP_INVOKE_AGENT,
+    "tool": OP_EXECUTE_TOOL,
+    "chain": OP_INVOKE_WORKFLOW,
+    "retriever": OP_RETRIEVAL,
+    "evaluator": OP_EVALUATE,
+    "guardrail": OP_GUARDRAIL,
+}
+
+# --- Provider ---------------------------------------------------------------------------------
+PROVIDER_NAME = "gen_ai.provider.name"
+PROVIDER_ALIASES = (
+    PROVIDER_NAME,
+    "gen_ai.system",              # deprecated in semconv 1.37; openai-v2 default mode still sends it
+    "llm.provider",               # OpenInference (hosting provider)
+    "llm.system",                 # OpenInference (model family)
+    "ai.model.provider",          # Vercel legacy: "openai.chat" -> "openai"
+)
+# Old or dialect provider values -> current gen_ai.provider.name values.
+PROVIDER_VALUE_ALIASES = {
+    "az.ai.inference": "azure.ai.inference",
+    "az.ai.openai": "azure.ai.openai",
+    "azure": "azure.ai.openai",
+    "vertex_ai": "gcp.vertex_ai",
+    "vertexai": "gcp.vertex_ai",
+    "gemini": "gcp.gemini",
+    "google": "gcp.gen_ai",
+    "xai": "x_ai",
+    "mistralai": "mistral_ai",
+    "mistral": "mistral_ai",
+    "bedrock": "aws.bedrock",
+    "aws": "aws.bedrock",
+    "watsonx": "ibm.watsonx.ai",
+}
+
+# --- Model ------------------------------------------------------------------------------------
+RESPONSE_MODEL = "gen_ai.response.model"
+REQUEST_MODEL = "gen_ai.request.model"
+# Response model first: it is what was billed (dated variant), the request may be an alias.
+MODEL_ALIASES = (
+    RESPONSE_MODEL,
+    REQUEST_MODEL,
+    "llm.response.model_name",    # OpenInference
+    "llm.model_name",
+    "llm.request.model_name",
+    "embedding.model_name",
+    "ai.response.model",          # Vercel legacy
+    "ai.model.id",
+    "langfuse.observation.model.name",
+)
+
+# --- Token usage ------------------------------------------------------------------------------
+# Input tokens: semconv says they SHOULD include cached tokens; see normalize for the fallback.
+INPUT_TOKENS_ALIASES = (
+    "gen_ai.usage.input_tokens",
+    "gen_ai.usage.prompt_tokens",         # deprecated in semconv 1.27, OpenLLMetry <= 0.47
+    "llm.token_count.prompt",             # OpenInference
+    "ai.usage.inputTokens",               # Vercel v5+
+    "ai.usage.promptTokens",              # Vercel v4
+)
+OUTPUT_TOKENS_ALIASES = (
+    "gen_ai.usage.output_tokens",
+    "gen_ai.usage.completion_tokens",
+    "llm.token_count.completion",
+    "ai.usage.outputTokens",
+    "ai.usage.completionTokens",
+)
+TOTAL_TOKENS_ALIASES = (
+    "gen_ai.usage.total_tokens",          # OpenLLMetry
+    "llm.usage.total_tokens",             # OpenLLMetry (old)
+    "llm.token_count.total",              # OpenInference
+    "ai.usage.totalTokens",               # Vercel
+    "ai.usage.tokens",                    # Vercel embeddings
+)
+CACHE_READ_TOKENS_ALIASES = (
+    "gen_ai.usage.cache_read.input_tokens",
+    "gen_ai.usage.cache_read_input_tokens",       # OpenLLMetry before semconv-ai 0.5.0, Strands
+    "gen_ai.usage.input_tokens.cached",           # Sentry
+    "llm.token_count.prompt_details.cache_read",  # OpenInference
+    "llm.token_count.prompt_details.cache_input",
+    "ai.usage.cachedInputTokens",                 # Vercel
+    "ai.usage.inputTokenDetails.cacheReadTokens",
+)
+CACHE_WRITE_TOKENS_ALIASES = (
+    "gen_ai.usage.cache_write.input_tokens",      # genai repo, after PR #440
+    "gen_ai.usage.cache_creation.input_tokens",   # semconv 1.40
+    "gen_ai.usage.cache_creation_input_tokens",   # OpenLLMetry before semconv-ai 0.5.0
+    "gen_ai.usage.input_tokens.cache_write",      # Sentry
+    "llm.token_count.prompt_details.cache_write",  # OpenInference
+    "ai.usage.inputTokenDetails.cacheWriteTokens",  # Vercel
+)
+REASONING_TOKENS_ALIASES = (
+    "gen_ai.usage.reasoning.output_tokens",
+    "gen_ai.usage.reasoning_tokens",
+    "llm.usage.reasoning_tokens",
+    "llm.token_count.completion_details.reasoning",
+    "ai.usage.reasoningTokens",
+    "ai.usage.outputTokenDetails.reasoningTokens",
+)
+# Langfuse carries usage as a JSON object with free-form keys.
+LANGFUSE_USAGE_DETAILS = "langfuse.observation.usage_details"
+LANGFUSE_USAGE_INPUT_KEYS = ("input", "prompt_tokens", "input_tokens")
+LANGFUSE_USAGE_OUTPUT_KEYS = ("output", "completion_tokens", "output_tokens")
+LANGFUSE_USAGE_CACHE_READ_KEYS = ("input_cache_read", "cache_read_input_tokens", "input_cached_tokens")
+LANGFUSE_USAGE_CACHE_WRITE_KEYS = ("input_cache_creation", "cache_creation_input_tokens")
+
+# --- Response ---------------------------------------------------------------------------------
+FINISH_REASONS_ALIASES = (
+    "gen_ai.response.finish_reasons",
+    "ai.response.finishReason",                   # Vercel legacy (a single string)
+    "gen_ai.completion.0.finish_reason",          # OpenLLMetry before 0.55
+)
+TIME_TO_FIRST_CHUNK_ALIASES = (
+    "gen_ai.response.time_to_first_chunk",        # semconv 1.41, seconds
+    "gen_ai.server.time_to_first_token",          # seconds (some SDKs put the metric on spans)
+)
+# Vercel reports time to first chunk in milliseconds.
+TIME_TO_FIRST_CHUNK_MS_ALIASES = ("ai.response.msToFirstChunk",)
+OUTPUT_TYPE = "gen_ai.output.type"
+
+# --- Agents, tools, errors ----------------------------------------------------------------------
+AGENT_NAME_ALIASES = (
+    "gen_ai.agent.name",
+    "agent.name",                                 # OpenInference
+    "ai.telemetry.functionId",                    # Vercel legacy
+    "gen_ai.workflow.name",
+    "traceloop.workflow.name",
+)
+TOOL_NAME_ALIASES = (
+    "gen_ai.tool.name",
+    "tool.name",                                  # OpenInference
+    "ai.toolCall.name",                           # Vercel legacy
+)
+ERROR_TYPE = "error.type"
+
+# --- Captured content (used only to tell empty from not captured; never becomes a label) ---------
+OUTPUT_MESSAGES = "gen_ai.output.messages"        # JSON string: [{role, parts[], finish_reason}]
+TOOL_CALL_RESULT_ALIASES = (
+    "gen_ai.tool.call.result",
+    "ai.toolCall.result",                         # Vercel legacy
+    "traceloop.entity.output",                    # OpenLLMetry tool spans
+)
+OPENINFERENCE_OUTPUT_VALUE = "output.value"       # OpenInference TOOL and LLM spans
+COMPLETION_TEXT_ALIASES = (
+    "gen_ai.completion.0.content",                # OpenLLMetry before 0.55
+    "llm.output_messages.0.message.content",      # OpenInference
+    "ai.response.text",                           # Vercel legacy
+)
+COMPLETION_TOOL_CALL_ALIASES = (
+    "gen_ai.completion.0.tool_calls.0.name",      # OpenLLMetry before 0.55
+    "llm.output_messages.0.message.tool_calls.0.tool_call.function.name",  # OpenInference
+    "ai.response.toolCalls",                      # Vercel legacy
+)
+# Parts of gen_ai.output.messages that make an output non-empty without text.
+OUTPUT_PART_TYPE = "type"
+OUTPUT_PART_CONTENT = "content"
+OUTPUT_MESSAGE_PARTS = "parts"
+OUTPUT_PART_TEXT_TYPES = frozenset({"text", "reasoning"})
+
+# --- Dimensions (defaults of the exporter config; users configure their own) --------------------
+DEFAULT_USER_TIER_ATTRIBUTES = (
+    "user.tier",
+    "app.user_tier",
+    "traceloop.association.properties.user_tier",
+    "ai.telemetry.metadata.userTier",
+)
+DEFAULT_FEATURE_ATTRIBUTES = (
+    "app.feature",
+    "feature",
+    "traceloop.association.properties.feature",
+    "ai.telemetry.metadata.feature",
+)
+
+
+def metric_attribute_keys() -> frozenset[str]:
+    """Every span attribute key normalize reads, so a receiver can skip all others unconverted."""
+    keys: set[str] = {
+        OPERATION_NAME, OPENINFERENCE_SPAN_KIND, TRACELOOP_SPAN_KIND, TRACELOOP_LLM_REQUEST_TYPE,
+        VERCEL_OPERATION_ID, LANGFUSE_OBSERVATION_TYPE, LANGFUSE_USAGE_DETAILS, OUTPUT_TYPE,
+        ERROR_TYPE, OUTPUT_MESSAGES, OPENINFERENCE_OUTPUT_VALUE,
+    }
+    for group in (
+        PROVIDER_ALIASES, MODEL_ALIASES, INPUT_TOKENS_ALIASES, OUTPUT_TOKENS_ALIASES,
+        TOTAL_TOKENS_ALIASES, CACHE_READ_TOKENS_ALIASES, CACHE_WRITE_TOKENS_ALIASES,
+        REASONING_TOKENS_ALIASES, FINISH_REASONS_ALIASES, TIME_TO_FIRST_CHUNK_ALIASES,
+        TIME_TO_FIRST_CHUNK_MS_ALIASES, AGENT_NAME_ALIASES, TOOL_NAME_ALIASES,
+        TOOL_CALL_RESULT_ALIASES, COMPLETION_TEXT_ALIASES, COMPLETION_TOOL_CALL_ALIASES,
+    ):
+        keys.update(group)
+    return frozenset(keys)
