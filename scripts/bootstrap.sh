@@ -25,4 +25,5 @@ if [[ ! -x .venv/bin/python ]]; then
   python3 -m venv .venv
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null
-.venv/bin/python -m pip install -q --disable-pip-version-check -e "$extras"
+# constraints.txt pins the versions the tests were written against (golden files, observed dialects).
+.venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt -e "$extras"

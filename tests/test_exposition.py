@@ -45,7 +45,9 @@ def test_prometheus_text_format_matches_golden_file(registry):
 def test_openmetrics_format_with_exemplars_matches_golden_file(registry):
     body, content_type = metrics_renderer(registry)(OPENMETRICS_ACCEPT)
     assert (content_type, body.decode()) == (
-        "application/openmetrics-text; version=1.0.0; charset=utf-8; escaping=underscores", (GOLDEN / "exposition.om.txt").read_text())
+        "application/openmetrics-text; version=1.0.0; charset=utf-8; escaping=underscores",
+        (GOLDEN / "exposition.om.txt").read_text(),
+    )
 
 
 def test_cost_exemplar_points_at_the_span_that_spent_it(registry):

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from genai_exporter import catalog, semconv
 from genai_exporter.config import Dimension
-from genai_exporter.records import AttributeValue, SpanRecord, TokenUsage
+from genai_exporter.records import AttributeValue, SpanEvent, SpanRecord, TokenUsage
 
 # Above these a span is not a GenAI call but a bug or a forgery: reject it rather than let one
 # span move a cost counter by millions.
@@ -89,6 +89,7 @@ _OUTPUT_VALUE = "output_value"
 _COMPLETION_TEXT = "completion_text"
 _COMPLETION_TOOL_CALL = "completion_tool_call"
 _LANGFUSE_USAGE = "langfuse_usage"
+_INVOCATION_PARAMETERS = "invocation_parameters"
 
 
 def _roles() -> dict[str, tuple[str, int]]:
@@ -103,6 +104,7 @@ def _roles() -> dict[str, tuple[str, int]]:
         semconv.OUTPUT_MESSAGES: (_OUTPUT_MESSAGES, 0),
         semconv.OPENINFERENCE_OUTPUT_VALUE: (_OUTPUT_VALUE, 0),
         semconv.LANGFUSE_USAGE_DETAILS: (_LANGFUSE_USAGE, 0),
+        semconv.OPENINFERENCE_INVOCATION_PARAMETERS: (_INVOCATION_PARAMETERS, 0),
     }
     groups = (
         (_PROVIDER, semconv.PROVIDER_ALIASES),
@@ -153,9 +155,7 @@ def _token_count(value: AttributeValue | None) -> int | None:
         raise _InvalidTokens(f"token count {value!r} is not a number")
     if isinstance(value, int):
         count = value
-    elif isinstance(value, float) and value.is_integer():
-        count = int(value)
-    elif isinstance(value, str) and value.strip().isdigit():
+    elif (isinstance(value, float) and value.is_integer()) or (isinstance(value, str) and value.strip().isdigit()):
         count = int(value)
     else:
         raise _InvalidTokens(f"token count {value!r} is not a non-negative integer")
@@ -207,16 +207,6 @@ def _provider(found: Mapping[str, AttributeValue], key: str | None) -> str:
     return semconv.PROVIDER_VALUE_ALIASES.get(value, value)
 
 
-def _langfuse_usage(value: AttributeValue | None) -> dict[str, AttributeValue]:
-    if not isinstance(value, str):
-        return {}
-    try:
-        usage = json.loads(value)
-    except ValueError:
-        return {}
-    return usage if isinstance(usage, dict) else {}
-
-
 def _first_count(usage: Mapping[str, AttributeValue], keys: Sequence[str]) -> int | None:
     for key in keys:
         if key in usage:
@@ -235,7 +225,7 @@ def _usage(found: Mapping[str, AttributeValue], operation: str) -> TokenUsage | 
     output_tokens = _token_count(found.get(_OUTPUT))
     cache_read = _token_count(found.get(_CACHE_READ))
     cache_write = _token_count(found.get(_CACHE_WRITE))
-    langfuse = _langfuse_usage(found.get(_LANGFUSE_USAGE))
+    langfuse = _json_object(found.get(_LANGFUSE_USAGE))
     if langfuse:
         # Langfuse usage_details report cached input apart from input.
         input_tokens = _first_count(langfuse, semconv.LANGFUSE_USAGE_INPUT_KEYS) if input_tokens is None \
@@ -260,6 +250,38 @@ def _usage(found: Mapping[str, AttributeValue], operation: str) -> TokenUsage | 
     if uncached >= cached:
         uncached -= cached
     return TokenUsage(uncached, cache_read or 0, cache_write or 0, output_tokens or 0)
+
+
+def _json_object(value: AttributeValue | None) -> dict[str, AttributeValue]:
+    if not isinstance(value, str):
+        return {}
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
+
+
+def _model(found: Mapping[str, AttributeValue]) -> str:
+    model = _text(found.get(_MODEL)).strip()
+    if model:
+        return model
+    parameters = _json_object(found.get(_INVOCATION_PARAMETERS))
+    return _text(parameters.get(semconv.INVOCATION_PARAMETERS_MODEL_KEY)).strip()
+
+
+def _exception_type(events: Sequence[SpanEvent]) -> str:
+    for event in events:
+        if event.name == semconv.EXCEPTION_EVENT_NAME:
+            return _text(event.attributes.get(semconv.EXCEPTION_TYPE))
+    return ""
+
+
+def _first_chunk_seconds(span: SpanRecord) -> float | None:
+    for event in span.events:
+        if event.name in semconv.FIRST_CHUNK_EVENT_NAMES:
+            return _seconds(event.time_unix_nano - span.start_time_unix_nano, 1e-9)
+    return None
 
 
 def _finish_reasons(value: AttributeValue | None) -> tuple[str, ...]:
@@ -394,8 +416,9 @@ class Normalizer:
         start, end = span.start_time_unix_nano, span.end_time_unix_nano
         duration = (end - start) / 1e9
         if start <= 0 or end < start or duration > MAX_DURATION_SECONDS:
+            limit = f"0..{MAX_DURATION_SECONDS:.0f}s"
             return Rejection(catalog.REJECT_INVALID_DURATION,
-                             f"span {span.span_id}: duration {duration:.3f}s is not within 0..{MAX_DURATION_SECONDS:.0f}s")
+                             f"span {span.span_id}: duration {duration:.3f}s is not within {limit}")
 
         layer = layer_of(operation)
         try:
@@ -406,7 +429,7 @@ class Normalizer:
         error_type = _text(found.get(_ERROR_TYPE))
         is_error = span.status_error or bool(error_type)
         if is_error and not error_type:
-            error_type = OTHER_ERROR_TYPE
+            error_type = _exception_type(span.events) or OTHER_ERROR_TYPE
         empty = False
         if not is_error:
             if layer == catalog.LAYER_MODEL:
@@ -414,9 +437,13 @@ class Normalizer:
             elif layer == catalog.LAYER_TOOL:
                 empty = _tool_call_empty(found)
 
-        ttft = _seconds(found.get(_TTFT), 1.0)
-        if ttft is None:
-            ttft = _seconds(found.get(_TTFT_MS), 1e-3)
+        ttft = None
+        if layer == catalog.LAYER_MODEL:
+            ttft = _seconds(found.get(_TTFT), 1.0)
+            if ttft is None:
+                ttft = _seconds(found.get(_TTFT_MS), 1e-3)
+            if ttft is None and span.events:
+                ttft = _first_chunk_seconds(span)
 
         return Observation(
             service=_text(span.resource_attributes.get(semconv.SERVICE_NAME)) or UNKNOWN_SERVICE,
@@ -424,7 +451,7 @@ class Normalizer:
             layer=layer,
             operation=operation,
             provider=_provider(found, found_keys.get(_PROVIDER)),
-            model=_text(found.get(_MODEL)).strip(),
+            model=_model(found),
             agent=_text(found.get(_AGENT)).strip(),
             tool=_text(found.get(_TOOL)).strip(),
             error=is_error,
@@ -433,7 +460,7 @@ class Normalizer:
             usage=usage,
             empty_response=empty,
             finish_reasons=_finish_reasons(found.get(_FINISH)) if layer == catalog.LAYER_MODEL else (),
-            time_to_first_token_seconds=ttft if layer == catalog.LAYER_MODEL else None,
+            time_to_first_token_seconds=ttft,
             trace_id=span.trace_id,
             span_id=span.span_id,
             parent_span_id=span.parent_span_id,

@@ -123,6 +123,32 @@ PROVIDER_VALUE_ALIASES = {
     "watsonx": "ibm.watsonx.ai",
 }
 
+# LiteLLM's litellm_provider (price table field) -> gen_ai.provider.name. Providers not listed keep their LiteLLM name.
+LITELLM_PROVIDER_TO_PROVIDER = {
+    "openai": "openai",
+    "text-completion-openai": "openai",
+    "azure": "azure.ai.openai",
+    "azure_text": "azure.ai.openai",
+    "azure_ai": "azure.ai.inference",
+    "anthropic": "anthropic",
+    "gemini": "gcp.gemini",
+    "mistral": "mistral_ai",
+    "codestral": "mistral_ai",
+    "text-completion-codestral": "mistral_ai",
+    "xai": "x_ai",
+    "deepseek": "deepseek",
+    "bedrock": "aws.bedrock",
+    "bedrock_converse": "aws.bedrock",
+    "cohere": "cohere",
+    "cohere_chat": "cohere",
+    "groq": "groq",
+    "perplexity": "perplexity",
+    "watsonx": "ibm.watsonx.ai",
+    "voyage": "voyage_ai",
+}
+LITELLM_VERTEX_PROVIDER_PREFIX = "vertex_ai"
+PROVIDER_GCP_VERTEX_AI = "gcp.vertex_ai"
+
 # --- Model ------------------------------------------------------------------------------------
 RESPONSE_MODEL = "gen_ai.response.model"
 REQUEST_MODEL = "gen_ai.request.model"
@@ -199,6 +225,7 @@ FINISH_REASONS_ALIASES = (
     "gen_ai.response.finish_reasons",
     "ai.response.finishReason",                   # Vercel legacy (a single string)
     "gen_ai.completion.0.finish_reason",          # OpenLLMetry before 0.55
+    "llm.finish_reason",                          # OpenInference
 )
 TIME_TO_FIRST_CHUNK_ALIASES = (
     "gen_ai.response.time_to_first_chunk",        # semconv 1.41, seconds
@@ -207,6 +234,16 @@ TIME_TO_FIRST_CHUNK_ALIASES = (
 # Vercel reports time to first chunk in milliseconds.
 TIME_TO_FIRST_CHUNK_MS_ALIASES = ("ai.response.msToFirstChunk",)
 OUTPUT_TYPE = "gen_ai.output.type"
+# OpenInference puts the request parameters, the model among them, in one JSON attribute; on an
+# error span that is the only place the model appears.
+OPENINFERENCE_INVOCATION_PARAMETERS = "llm.invocation_parameters"
+INVOCATION_PARAMETERS_MODEL_KEY = "model"
+# Span events that mark the first streamed chunk (OpenInference; OpenLLMetry emits one per chunk):
+# their time minus the span start is the time to first token.
+FIRST_CHUNK_EVENT_NAMES = frozenset({"First Token Stream Event", "gen_ai.content.completion.chunk"})
+# The exception event of the OTel trace semantic conventions, for spans that set no error.type.
+EXCEPTION_EVENT_NAME = "exception"
+EXCEPTION_TYPE = "exception.type"
 
 # --- Agents, tools, errors ----------------------------------------------------------------------
 AGENT_NAME_ALIASES = (
@@ -261,13 +298,35 @@ DEFAULT_FEATURE_ATTRIBUTES = (
     "ai.telemetry.metadata.feature",
 )
 
+# --- What the demo workload writes: the current semconv spelling of each concept ----------------
+INPUT_TOKENS = INPUT_TOKENS_ALIASES[0]
+OUTPUT_TOKENS = OUTPUT_TOKENS_ALIASES[0]
+CACHE_READ_TOKENS = CACHE_READ_TOKENS_ALIASES[0]
+CACHE_WRITE_TOKENS = CACHE_WRITE_TOKENS_ALIASES[0]
+FINISH_REASONS = FINISH_REASONS_ALIASES[0]
+TIME_TO_FIRST_CHUNK = TIME_TO_FIRST_CHUNK_ALIASES[0]
+AGENT_NAME = AGENT_NAME_ALIASES[0]
+TOOL_NAME = TOOL_NAME_ALIASES[0]
+TOOL_CALL_RESULT = TOOL_CALL_RESULT_ALIASES[0]
+TOOL_CALL_ID = "gen_ai.tool.call.id"
+TOOL_CALL_ARGUMENTS = "gen_ai.tool.call.arguments"
+TOOL_TYPE = "gen_ai.tool.type"
+REQUEST_MAX_TOKENS = "gen_ai.request.max_tokens"
+REQUEST_STREAM = "gen_ai.request.stream"
+DATA_SOURCE_ID = "gen_ai.data_source.id"
+OP_SEARCH_MEMORY = "search_memory"
+# Baggage keys (and span attributes) for who and what a run serves: the first default dimension names.
+USER_TIER = DEFAULT_USER_TIER_ATTRIBUTES[0]
+APP_FEATURE = DEFAULT_FEATURE_ATTRIBUTES[0]
+
 
 def metric_attribute_keys() -> frozenset[str]:
     """Every span attribute key normalize reads, so a receiver can skip all others unconverted."""
     keys: set[str] = {
         OPERATION_NAME, OPENINFERENCE_SPAN_KIND, TRACELOOP_SPAN_KIND, TRACELOOP_LLM_REQUEST_TYPE,
         VERCEL_OPERATION_ID, LANGFUSE_OBSERVATION_TYPE, LANGFUSE_USAGE_DETAILS, OUTPUT_TYPE,
-        ERROR_TYPE, OUTPUT_MESSAGES, OPENINFERENCE_OUTPUT_VALUE,
+        ERROR_TYPE, OUTPUT_MESSAGES, OPENINFERENCE_OUTPUT_VALUE, OPENINFERENCE_INVOCATION_PARAMETERS,
+        EXCEPTION_TYPE,
     }
     for group in (
         PROVIDER_ALIASES, MODEL_ALIASES, INPUT_TOKENS_ALIASES, OUTPUT_TOKENS_ALIASES,

@@ -1,0 +1,772 @@
+"""Alerting and recording rules of genai-exporter, built from the metric catalogue.
+
+One source of truth: every metric and label name comes from `genai_exporter.catalog`, so a
+renamed metric cannot leave a rule silently querying nothing. `python -m alerts.rules` writes
+`alerts/genai.rules.yml`, the committed file Prometheus loads and promtool tests; a test fails
+when it is stale. `render_rules(time_scale)` renders the same rules with every `for:` and range
+window multiplied by `time_scale`, so an end-to-end test with a live Prometheus can run them in
+seconds instead of hours.
+
+Recording rules are named `level:metric:operations` (Prometheus naming practice): the level lists
+the labels the series keeps, the metric is the catalogue metric without `_total` (or, for a
+filtered count, what it counts: `genai_agent_runs`, `genai_operation_errors`), the operation says
+how it was computed and over which window. Each group records first and alerts after: rules of a
+group run in order at the same timestamp, so an alert always reads the recordings of its own
+evaluation.
+
+Budgets are not rules: the exporter exposes them as gauges from its config and the budget alerts
+join usage against them, so one rule file serves every deployment.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from genai_exporter import catalog, config, semconv
+
+# --- Names Prometheus itself defines -----------------------------------------------------------
+
+JOB = "job"
+INSTANCE = "instance"
+BUCKET_BOUND = "le"
+QUANTILE = "quantile"
+UP = "up"
+# Scrape job of the exporter (deploy/prometheus/prometheus.yml); `up` is only meaningful per job.
+EXPORTER_JOB = "genai-exporter"
+
+# The default dimension labels of the exporter config. Token budgets are joined per user tier and
+# cost budgets per feature (the runbook tells how to budget by another dimension).
+USER_TIER, FEATURE = (dimension.label for dimension in config.default_dimensions())
+
+# --- Alert vocabulary --------------------------------------------------------------------------
+
+SEVERITY = "severity"
+CRITICAL = "critical"  # pages someone now
+WARNING = "warning"  # a ticket: look at it during working hours
+INFO = "info"  # context for other alerts, routed nowhere noisy
+SEVERITIES = (CRITICAL, WARNING, INFO)
+# Labels of the multiwindow burn-rate alerts, as kubernetes-mixin names them.
+LONG_WINDOW = "long"
+SHORT_WINDOW = "short"
+
+ALERT_PREFIX = "GenAI"
+RUNBOOK_PATH = "alerts/runbook.md"
+# Grafana dashboard uids (fixed by the dashboards); dashboard_url is relative to the Grafana base
+# URL, which the Alertmanager templates prefix, so the rule file carries no deployment address.
+COST_DASHBOARD = "genai-cost"
+RELIABILITY_DASHBOARD = "genai-reliability"
+EXPORTER_DASHBOARD = "genai-exporter-health"
+DASHBOARD_UIDS = (COST_DASHBOARD, RELIABILITY_DASHBOARD, EXPORTER_DASHBOARD)
+
+RULE_FILE = Path(__file__).resolve().parent / "genai.rules.yml"
+
+# --- Thresholds (the runbook explains each; change them here and regenerate) ------------------
+
+# Minimum traffic below which a ratio is noise: 20 calls in 5 minutes, as a per-second rate so the
+# guard means the same at any time_scale.
+MIN_CALLS_PER_SECOND = "20 / 300"
+MIN_AGENT_RUNS_PER_SECOND_1H = "10 / 3600"
+MIN_AGENT_RUNS_PER_SECOND_30M = "10 / 1800"
+SECONDS_PER_DAY = 86400
+TOOL_ERROR_RATIO = 0.10
+MODEL_ERROR_RATIO = 0.10
+EMPTY_RESPONSE_RATIO = 0.10
+TRUNCATION_RATIO = 0.10
+# A spike is this many times its own 1-day baseline: a chronically bad tool or model stops paging.
+SPIKE_OVER_BASELINE = 3
+RETRY_LOOP_OVER_BASELINE = 3
+REJECTED_SPAN_RATIO = 0.01
+FAILED_REQUEST_RATIO = 0.05
+# Agent runs that must succeed over 30 days; 1 - SLO is the failure budget the burn rates spend.
+AGENT_RUN_SLO = 0.99
+AGENT_RUN_FAILURE_BUDGET = "0.01"
+# p95 latency above which an operation is slow, per layer: agent runs take minutes, lookups seconds.
+LATENCY_P95_THRESHOLD_SECONDS = {
+    catalog.LAYER_MODEL: 30,
+    catalog.LAYER_TOOL: 30,
+    catalog.LAYER_AGENT: 300,
+    catalog.LAYER_RETRIEVAL: 10,
+    catalog.LAYER_MEMORY: 10,
+    catalog.LAYER_OTHER: 60,
+}
+QUANTILES = ("0.5", "0.95", "0.99")
+LATENCY_QUANTILE = "0.95"
+
+
+@dataclass(frozen=True)
+class BurnRateWindow:
+    """One alert of a multiwindow, multi-burn-rate pair (Google SRE workbook, chapter 5)."""
+
+    long: str
+    short: str
+    factor: float
+    severity: str
+    for_: str
+
+
+# Page when 2% (1h) or 5% (6h) of a 30-day failure budget is gone; ticket at 10% (1d, 3d).
+AGENT_RUN_BURN_WINDOWS = (
+    BurnRateWindow("1h", "5m", 14.4, CRITICAL, "2m"),
+    BurnRateWindow("6h", "30m", 6, CRITICAL, "15m"),
+    BurnRateWindow("1d", "2h", 3, WARNING, "1h"),
+    BurnRateWindow("3d", "6h", 1, WARNING, "3h"),
+)
+# Daily cost budgets: the 1h projection pages only while the last 5m still overspends for 15m, so
+# a one-minute blip (which inflates the 1h projection for an hour) never pages; the 6h projection
+# catches a slow, steady overspend.
+COST_BURN_WINDOWS = (
+    BurnRateWindow("1h", "5m", 1, CRITICAL, "15m"),
+    BurnRateWindow("6h", "30m", 1, WARNING, "1h"),
+)
+
+
+# --- Durations ----------------------------------------------------------------------------------
+
+_DURATION_UNITS = (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1))
+
+
+def parse_duration(text: str) -> int:
+    """Milliseconds of a single-unit Prometheus duration such as `5m`; the rules only use those."""
+    for unit, milliseconds in sorted(_DURATION_UNITS, key=lambda item: -len(item[0])):
+        number = text.removesuffix(unit)
+        if number != text and number.isdigit():
+            return int(number) * milliseconds
+    raise ValueError(f"not a single-unit Prometheus duration: {text!r}")
+
+
+def format_duration(milliseconds: int) -> str:
+    """The Prometheus spelling of a duration, largest units first (`14m24s`), for scaled windows."""
+    if milliseconds <= 0:
+        raise ValueError(f"a rule duration must be positive, got {milliseconds} ms")
+    parts = []
+    for unit, size in _DURATION_UNITS:
+        count, milliseconds = divmod(milliseconds, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts)
+
+
+class _Scale:
+    """Turns a window of the committed rules into the window of a time-scaled rendering."""
+
+    def __init__(self, time_scale: float) -> None:
+        if not time_scale > 0:
+            raise ValueError(f"time_scale must be positive, got {time_scale!r}")
+        self.time_scale = time_scale
+
+    def __call__(self, window: str) -> str:
+        return format_duration(round(parse_duration(window) * self.time_scale))
+
+
+# --- PromQL building blocks ---------------------------------------------------------------------
+
+def _eq(label: str, value: str) -> str:
+    return f'{label}="{value}"'
+
+
+def _ne(label: str, value: str) -> str:
+    return f'{label}!="{value}"'
+
+
+def _select(metric: str, *matchers: str) -> str:
+    return f"{metric}{{{', '.join(matchers)}}}" if matchers else metric
+
+
+def _labels(labels: Sequence[str]) -> str:
+    return ", ".join(labels)
+
+
+def _sum_by(labels: Sequence[str], inner: str) -> str:
+    return f"sum by ({_labels(labels)}) ({inner})"
+
+
+def _rate_by(labels: Sequence[str], selector: str, window: str) -> str:
+    return _sum_by(labels, f"rate({selector}[{window}])")
+
+
+def record_name(level: Sequence[str], metric: str, operation: str) -> str:
+    """A `level:metric:operations` name; the level lists the labels the recorded series keeps."""
+    return f"{'_'.join(level)}:{metric}:{operation}"
+
+
+def _count(spec: catalog.MetricSpec) -> str:
+    return f"{spec.name}_count"
+
+
+def _sum(spec: catalog.MetricSpec) -> str:
+    return f"{spec.name}_sum"
+
+
+def _bucket(spec: catalog.MetricSpec) -> str:
+    return f"{spec.name}_bucket"
+
+
+# --- Levels ----------------------------------------------------------------------------------
+
+S = catalog.SERVICE
+MODEL_LEVEL = (S, catalog.LAYER, catalog.PROVIDER, catalog.MODEL)
+TOOL_LEVEL = (S, catalog.LAYER, catalog.TOOL)
+OPERATION_LEVEL = (S, catalog.LAYER, catalog.OPERATION)
+AGENT_LEVEL = (S, catalog.AGENT)
+RESPONSE_LEVEL = (S, catalog.PROVIDER, catalog.MODEL)
+INSTANCE_LEVEL = (JOB, INSTANCE)
+
+# --- Recorded series (the dashboards read these too) ----------------------------------------------
+
+_OPERATION_ERRORS = "genai_operation_errors"
+_AGENT_RUNS = "genai_agent_runs"
+_AGENT_RUN_FAILURES = "genai_agent_run_failures"
+_TRUNCATED_RESPONSES = f"{catalog.FINISH_REASONS.family_name}_{catalog.FINISH_REASON_TRUNCATED}"
+
+TOKENS_RATE5M = record_name((S, catalog.PROVIDER, catalog.MODEL, catalog.TOKEN_TYPE),
+                            catalog.TOKENS.family_name, "rate5m")
+TOKENS_BY_DIMENSIONS_RATE5M = record_name((S, USER_TIER, FEATURE), catalog.TOKENS.family_name, "rate5m")
+TOKENS_BY_USER_TIER_RATE5M = record_name((USER_TIER,), catalog.TOKENS.family_name, "rate5m")
+COST_RATE5M = record_name(RESPONSE_LEVEL, catalog.COST.family_name, "rate5m")
+COST_BY_DIMENSIONS_RATE5M = record_name((S, USER_TIER, FEATURE), catalog.COST.family_name, "rate5m")
+COST_BY_FEATURE_RATE = {
+    window: record_name((FEATURE,), catalog.COST.family_name, f"rate{window}")
+    for window in ("5m", "30m", "1h", "6h")
+}
+UNPRICED_TOKENS_RATE1H = record_name(RESPONSE_LEVEL, catalog.UNPRICED_TOKENS.family_name, "rate1h")
+
+OPERATIONS_RATE5M = record_name((*OPERATION_LEVEL, catalog.STATUS), _count(catalog.OPERATION_DURATION), "rate5m")
+OPERATION_ERRORS_RATIO5M = record_name(OPERATION_LEVEL, _OPERATION_ERRORS, "ratio_rate5m")
+MODEL_CALLS_RATE5M = record_name((*MODEL_LEVEL, catalog.STATUS), _count(catalog.OPERATION_DURATION), "rate5m")
+MODEL_ERRORS_RATIO5M = record_name(MODEL_LEVEL, _OPERATION_ERRORS, "ratio_rate5m")
+TOOL_CALLS_RATE5M = record_name((*TOOL_LEVEL, catalog.STATUS), _count(catalog.OPERATION_DURATION), "rate5m")
+TOOL_ERRORS_RATIO5M = record_name(TOOL_LEVEL, _OPERATION_ERRORS, "ratio_rate5m")
+OPERATION_DURATION_BUCKETS_RATE5M = record_name((*OPERATION_LEVEL, BUCKET_BOUND),
+                                                _bucket(catalog.OPERATION_DURATION), "rate5m")
+OPERATION_DURATION_QUANTILES = record_name((*OPERATION_LEVEL, QUANTILE), catalog.OPERATION_DURATION.name,
+                                           "histogram_quantile_rate5m")
+TIME_TO_FIRST_TOKEN_QUANTILES = record_name((*RESPONSE_LEVEL, QUANTILE), catalog.TIME_TO_FIRST_TOKEN.name,
+                                            "histogram_quantile_rate5m")
+TOOL_EMPTY_RESPONSES_RATIO = {
+    window: record_name(TOOL_LEVEL, catalog.EMPTY_RESPONSES.family_name, f"ratio_rate{window}")
+    for window in ("5m", "1d")
+}
+MODEL_EMPTY_RESPONSES_RATIO = {
+    window: record_name(MODEL_LEVEL, catalog.EMPTY_RESPONSES.family_name, f"ratio_rate{window}")
+    for window in ("5m", "1d")
+}
+RESPONSES_RATE5M = record_name(RESPONSE_LEVEL, catalog.FINISH_REASONS.family_name, "rate5m")
+TRUNCATED_RESPONSES_RATIO = {
+    window: record_name(RESPONSE_LEVEL, _TRUNCATED_RESPONSES, f"ratio_rate{window}") for window in ("5m", "1d")
+}
+
+AGENT_RUN_FAILURES_RATIO = {
+    window: record_name(AGENT_LEVEL, _AGENT_RUN_FAILURES, f"ratio_rate{window}")
+    for window in ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
+}
+AGENT_RUNS_RATE1H = record_name(AGENT_LEVEL, _AGENT_RUNS, "rate1h")
+AGENT_RUN_MODEL_CALLS_MEAN = {
+    window: record_name(AGENT_LEVEL, catalog.AGENT_RUN_MODEL_CALLS.name, f"mean{window}")
+    for window in ("30m", "1d")
+}
+AGENT_RUN_MODEL_CALLS_COUNT_RATE30M = record_name(AGENT_LEVEL, _count(catalog.AGENT_RUN_MODEL_CALLS), "rate30m")
+
+SPANS_RECEIVED_RATE5M = record_name(INSTANCE_LEVEL, catalog.SPANS_RECEIVED.family_name, "rate5m")
+SPANS_IGNORED_RATE5M = record_name(INSTANCE_LEVEL, catalog.SPANS_IGNORED.family_name, "rate5m")
+SPANS_REJECTED_RATE5M = record_name((*INSTANCE_LEVEL, catalog.REASON), catalog.SPANS_REJECTED.family_name,
+                                    "rate5m")
+OTLP_REQUESTS_RATE5M = record_name((*INSTANCE_LEVEL, catalog.CODE), catalog.REQUESTS.family_name, "rate5m")
+LABEL_OVERFLOW_RATE5M = record_name((*INSTANCE_LEVEL, catalog.LABEL), catalog.LABEL_OVERFLOW.family_name,
+                                    "rate5m")
+
+# --- Alert names -----------------------------------------------------------------------------
+
+TOKEN_BUDGET_EXCEEDED = "GenAITokenBudgetExceeded"
+COST_BUDGET_BURN = "GenAICostBudgetBurn"
+UNPRICED_MODEL_TOKENS = "GenAIUnpricedModelTokens"
+MODEL_ERROR_RATE_HIGH = "GenAIModelErrorRateHigh"
+TOOL_ERROR_RATE_HIGH = "GenAIToolErrorRateHigh"
+OPERATION_LATENCY_HIGH = "GenAIOperationLatencyHigh"
+TOOL_EMPTY_RESPONSES_SPIKE = "GenAIToolEmptyResponsesSpike"
+MODEL_EMPTY_RESPONSES_SPIKE = "GenAIModelEmptyResponsesSpike"
+TRUNCATION_SPIKE = "GenAITruncationSpike"
+AGENT_RUN_ERROR_BUDGET_BURN = "GenAIAgentRunErrorBudgetBurn"
+AGENT_RETRY_LOOP_SUSPECTED = "GenAIAgentRetryLoopSuspected"
+EXPORTER_DOWN = "GenAIExporterDown"
+EXPORTER_NO_SPANS = "GenAIExporterNoSpans"
+EXPORTER_REJECTING_SPANS = "GenAIExporterRejectingSpans"
+EXPORTER_REQUEST_ERRORS = "GenAIExporterRequestErrors"
+EXPORTER_LABEL_OVERFLOW = "GenAIExporterLabelOverflow"
+# Alerts about missing data: Alertmanager inhibits them while the exporter itself is down.
+NO_DATA_ALERTS = (EXPORTER_NO_SPANS,)
+
+
+# --- Rules -----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RecordingRule:
+    """A recorded series: `record` is its name, `labels` are constant labels it adds."""
+
+    record: str
+    expr: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    def to_yaml(self) -> dict[str, Any]:
+        rule: dict[str, Any] = {"record": self.record, "expr": self.expr}
+        if self.labels:
+            rule["labels"] = dict(self.labels)
+        return rule
+
+
+@dataclass(frozen=True)
+class AlertRule:
+    """An alert with the annotations every genai-exporter alert carries."""
+
+    alert: str
+    expr: str
+    for_: str
+    severity: str
+    summary: str
+    description: str
+    dashboard_url: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    def to_yaml(self) -> dict[str, Any]:
+        return {
+            "alert": self.alert,
+            "expr": self.expr,
+            "for": self.for_,
+            "labels": {SEVERITY: self.severity, **self.labels},
+            "annotations": {
+                "summary": self.summary,
+                "description": self.description,
+                "runbook_url": runbook_url(self.alert),
+                "dashboard_url": self.dashboard_url,
+            },
+        }
+
+
+@dataclass(frozen=True)
+class RuleGroup:
+    """A Prometheus rule group: its rules run in order, recordings before the alerts that read them."""
+
+    name: str
+    rules: tuple[RecordingRule | AlertRule, ...]
+
+
+def runbook_url(alert: str) -> str:
+    """Link to the alert's runbook section; the anchor is the heading GitHub derives from the name."""
+    return f"{RUNBOOK_PATH}#{alert.lower()}"
+
+
+def dashboard_url(uid: str, labels: Sequence[str]) -> str:
+    """A Grafana path opening dashboard `uid` filtered to the alert's labels (those it carries)."""
+    variables = "".join(
+        "{{ with $labels." + label + " }}&var-" + label + "={{ . | urlquery }}{{ end }}" for label in labels)
+    return f"/d/{uid}?orgId=1{variables}"
+
+
+def _label(name: str) -> str:
+    return "{{ $labels." + name + " }}"
+
+
+def _query(query_format: str, labels: Sequence[str], formatter: str) -> str:
+    """Template text showing the value of a query built from the alert's labels (a budget, a baseline)."""
+    arguments = " ".join(f"$labels.{label}" for label in labels)
+    return ("{{ with printf " + f'"{query_format}" {arguments}' + " | query }}{{ . | first | value | "
+            + formatter + " }}{{ end }}")
+
+
+_PERCENT = "humanizePercentage"
+_HUMAN = "humanize"
+_DOLLARS = 'printf "%.2f"'
+_VALUE_PERCENT = "{{ $value | humanizePercentage }}"
+_VALUE_HUMAN = "{{ $value | humanize }}"
+
+
+def _cost_group(scale: _Scale) -> RuleGroup:
+    tokens, cost = catalog.TOKENS.name, catalog.COST.name
+    token_budget, cost_budget = catalog.BUDGET_TOKENS_PER_SECOND.name, catalog.BUDGET_COST_USD_PER_DAY.name
+    rules: list[RecordingRule | AlertRule] = [
+        RecordingRule(TOKENS_RATE5M, _rate_by((S, catalog.PROVIDER, catalog.MODEL, catalog.TOKEN_TYPE), tokens,
+                                              scale("5m"))),
+        RecordingRule(TOKENS_BY_DIMENSIONS_RATE5M, _rate_by((S, USER_TIER, FEATURE), tokens, scale("5m"))),
+        RecordingRule(TOKENS_BY_USER_TIER_RATE5M, _sum_by((USER_TIER,), TOKENS_BY_DIMENSIONS_RATE5M)),
+        RecordingRule(COST_RATE5M, _rate_by(RESPONSE_LEVEL, cost, scale("5m"))),
+        RecordingRule(COST_BY_DIMENSIONS_RATE5M, _rate_by((S, USER_TIER, FEATURE), cost, scale("5m"))),
+        RecordingRule(COST_BY_FEATURE_RATE["5m"], _sum_by((FEATURE,), COST_BY_DIMENSIONS_RATE5M)),
+        *(RecordingRule(COST_BY_FEATURE_RATE[window], _rate_by((FEATURE,), cost, scale(window)))
+          for window in ("30m", "1h", "6h")),
+        RecordingRule(UNPRICED_TOKENS_RATE1H, _rate_by(RESPONSE_LEVEL, catalog.UNPRICED_TOKENS.name, scale("1h"))),
+    ]
+
+    # The budget selector requires the budget's own label, so a budget set for another dimension
+    # is never compared against usage with an unknown (empty) user tier.
+    token_budget_by_tier = _sum_by((USER_TIER,), "")  # placeholder replaced below for readability
+    token_budget_by_tier = f"max by ({USER_TIER}) ({_select(token_budget, _ne(USER_TIER, ''))})"
+    rules.append(AlertRule(
+        alert=TOKEN_BUDGET_EXCEEDED,
+        expr=f"{TOKENS_BY_USER_TIER_RATE5M}\n  > on ({USER_TIER}) group_left\n{token_budget_by_tier}",
+        for_=scale("5m"),
+        severity=WARNING,
+        summary="A user tier uses more tokens per second than its budget.",
+        description=(
+            f"User tier {_label(USER_TIER)} used {_VALUE_HUMAN} tokens/s over the last {scale('5m')}, above its "
+            f"budget of {_query(f'max({token_budget}{{{USER_TIER}=%q}})', (USER_TIER,), _HUMAN)} tokens/s."),
+        dashboard_url=dashboard_url(COST_DASHBOARD, (USER_TIER,)),
+    ))
+
+    cost_budget_by_feature = f"max by ({FEATURE}) ({_select(cost_budget, _ne(FEATURE, ''))})"
+    for window in COST_BURN_WINDOWS:
+        long_projection = f"{COST_BY_FEATURE_RATE[window.long]} * {SECONDS_PER_DAY}"
+        short_projection = f"{COST_BY_FEATURE_RATE[window.short]} * {SECONDS_PER_DAY}"
+        rules.append(AlertRule(
+            alert=COST_BUDGET_BURN,
+            expr=(f"(\n  {long_projection}\n    > on ({FEATURE}) group_left\n  {cost_budget_by_feature}\n)\n"
+                  f"and\n(\n  {short_projection}\n    > on ({FEATURE}) group_left\n  {cost_budget_by_feature}\n)"),
+            for_=scale(window.for_),
+            severity=window.severity,
+            labels={LONG_WINDOW: scale(window.long), SHORT_WINDOW: scale(window.short)},
+            summary="A feature is on course to overspend its daily cost budget.",
+            description=(
+                f"Feature {_label(FEATURE)} is on course to spend ${{{{ $value | {_DOLLARS} }}}} a day at the rate of "
+                f"the last {scale(window.long)} (and of the last {scale(window.short)}); its budget is "
+                f"${_query(f'max({cost_budget}{{{FEATURE}=%q}})', (FEATURE,), _DOLLARS)} a day."),
+            dashboard_url=dashboard_url(COST_DASHBOARD, (FEATURE,)),
+        ))
+
+    rules.append(AlertRule(
+        alert=UNPRICED_MODEL_TOKENS,
+        expr=f"{UNPRICED_TOKENS_RATE1H} * 3600 > 0",
+        for_=scale("15m"),
+        severity=WARNING,
+        summary="Tokens of a model without a price: their cost is missing from the cost metrics.",
+        description=(
+            f"Service {_label(S)} used {_VALUE_HUMAN} tokens an hour of model {_label(catalog.MODEL)} "
+            f"(provider {_label(catalog.PROVIDER)}) over the last {scale('1h')}, and the price table has no "
+            f"price for that model: {catalog.COST.name} leaves them out."),
+        dashboard_url=dashboard_url(COST_DASHBOARD, (S, catalog.PROVIDER, catalog.MODEL)),
+    ))
+    return RuleGroup("genai-cost", tuple(rules))
+
+
+def _ratio(level: Sequence[str], numerator: str, denominator: str, window: str) -> str:
+    return f"{_rate_by(level, numerator, window)}\n/\n{_rate_by(level, denominator, window)}"
+
+
+def _guard(level: Sequence[str], volume: str, minimum: str) -> str:
+    """Minimum-traffic guard: `and on(level)` the traffic is at least `minimum` per second."""
+    return f"and on ({_labels(level)})\n{volume} >= {minimum}"
+
+
+def _reliability_group(scale: _Scale) -> RuleGroup:
+    count = _count(catalog.OPERATION_DURATION)
+    layer_model = _eq(catalog.LAYER, catalog.LAYER_MODEL)
+    layer_tool = _eq(catalog.LAYER, catalog.LAYER_TOOL)
+    status_error = _eq(catalog.STATUS, catalog.STATUS_ERROR)
+    status_ok = _eq(catalog.STATUS, catalog.STATUS_OK)
+    five = scale("5m")
+    rules: list[RecordingRule | AlertRule] = [
+        RecordingRule(OPERATIONS_RATE5M, _rate_by((*OPERATION_LEVEL, catalog.STATUS), count, five)),
+        RecordingRule(OPERATION_ERRORS_RATIO5M,
+                      f"{_sum_by(OPERATION_LEVEL, _select(OPERATIONS_RATE5M, status_error))}\n/\n"
+                      f"{_sum_by(OPERATION_LEVEL, OPERATIONS_RATE5M)}"),
+        RecordingRule(MODEL_CALLS_RATE5M, _rate_by((*MODEL_LEVEL, catalog.STATUS), _select(count, layer_model), five)),
+        RecordingRule(MODEL_ERRORS_RATIO5M,
+                      f"{_sum_by(MODEL_LEVEL, _select(MODEL_CALLS_RATE5M, status_error))}\n/\n"
+                      f"{_sum_by(MODEL_LEVEL, MODEL_CALLS_RATE5M)}"),
+        RecordingRule(TOOL_CALLS_RATE5M, _rate_by((*TOOL_LEVEL, catalog.STATUS), _select(count, layer_tool), five)),
+        RecordingRule(TOOL_ERRORS_RATIO5M,
+                      f"{_sum_by(TOOL_LEVEL, _select(TOOL_CALLS_RATE5M, status_error))}\n/\n"
+                      f"{_sum_by(TOOL_LEVEL, TOOL_CALLS_RATE5M)}"),
+        RecordingRule(OPERATION_DURATION_BUCKETS_RATE5M,
+                      _rate_by((*OPERATION_LEVEL, BUCKET_BOUND), _bucket(catalog.OPERATION_DURATION), five)),
+        *(RecordingRule(OPERATION_DURATION_QUANTILES,
+                        f"histogram_quantile({quantile}, {OPERATION_DURATION_BUCKETS_RATE5M})", {QUANTILE: quantile})
+          for quantile in QUANTILES),
+        *(RecordingRule(TIME_TO_FIRST_TOKEN_QUANTILES,
+                        f"histogram_quantile({quantile}, "
+                        f"{_rate_by((*RESPONSE_LEVEL, BUCKET_BOUND), _bucket(catalog.TIME_TO_FIRST_TOKEN), five)})",
+                        {QUANTILE: quantile})
+          for quantile in QUANTILES),
+        *(RecordingRule(TOOL_EMPTY_RESPONSES_RATIO[window],
+                        _ratio(TOOL_LEVEL, _select(catalog.EMPTY_RESPONSES.name, layer_tool),
+                               _select(count, layer_tool, status_ok), scale(window)))
+          for window in ("5m", "1d")),
+        *(RecordingRule(MODEL_EMPTY_RESPONSES_RATIO[window],
+                        _ratio(MODEL_LEVEL, _select(catalog.EMPTY_RESPONSES.name, layer_model),
+                               _select(count, layer_model, status_ok), scale(window)))
+          for window in ("5m", "1d")),
+        RecordingRule(RESPONSES_RATE5M, _rate_by(RESPONSE_LEVEL, catalog.FINISH_REASONS.name, five)),
+        *(RecordingRule(TRUNCATED_RESPONSES_RATIO[window],
+                        _ratio(RESPONSE_LEVEL,
+                               _select(catalog.FINISH_REASONS.name,
+                                       _eq(catalog.FINISH_REASON, catalog.FINISH_REASON_TRUNCATED)),
+                               catalog.FINISH_REASONS.name, scale(window)))
+          for window in ("5m", "1d")),
+    ]
+
+    model_labels = (S, catalog.PROVIDER, catalog.MODEL)
+    rules.append(AlertRule(
+        alert=MODEL_ERROR_RATE_HIGH,
+        expr=(f"{MODEL_ERRORS_RATIO5M} > {MODEL_ERROR_RATIO}\n"
+              + _guard(MODEL_LEVEL, _sum_by(MODEL_LEVEL, MODEL_CALLS_RATE5M), MIN_CALLS_PER_SECOND)),
+        for_=scale("5m"),
+        severity=CRITICAL,
+        summary="Calls to a model are failing: the provider may be down or rate limiting.",
+        description=(
+            f"{_VALUE_PERCENT} of the calls of service {_label(S)} to model {_label(catalog.MODEL)} (provider "
+            f"{_label(catalog.PROVIDER)}) failed over the last {five}."),
+        dashboard_url=dashboard_url(RELIABILITY_DASHBOARD, model_labels),
+    ))
+    rules.append(AlertRule(
+        alert=TOOL_ERROR_RATE_HIGH,
+        expr=(f"{TOOL_ERRORS_RATIO5M} > {TOOL_ERROR_RATIO}\n"
+              + _guard(TOOL_LEVEL, _sum_by(TOOL_LEVEL, TOOL_CALLS_RATE5M), MIN_CALLS_PER_SECOND)),
+        for_=scale("10m"),
+        severity=WARNING,
+        summary="A tool fails on many of its calls.",
+        description=(
+            f"{_VALUE_PERCENT} of the calls of service {_label(S)} to tool {_label(catalog.TOOL)} failed over "
+            f"the last {five}."),
+        dashboard_url=dashboard_url(RELIABILITY_DASHBOARD, (S, catalog.TOOL)),
+    ))
+    for layer, threshold in LATENCY_P95_THRESHOLD_SECONDS.items():
+        rules.append(AlertRule(
+            alert=OPERATION_LATENCY_HIGH,
+            expr=(f"{_select(OPERATION_DURATION_QUANTILES, _eq(QUANTILE, LATENCY_QUANTILE), _eq(catalog.LAYER, layer))}"
+                  f" > {threshold}\n"
+                  + _guard(OPERATION_LEVEL, _sum_by(OPERATION_LEVEL, OPERATIONS_RATE5M), MIN_CALLS_PER_SECOND)),
+            for_=scale("15m"),
+            severity=WARNING,
+            summary="An operation is slow: its p95 latency is above the threshold of its layer.",
+            description=(
+                f"p95 latency of {_label(catalog.OPERATION)} ({_label(catalog.LAYER)} layer) in service {_label(S)} "
+                f"is {{{{ $value | humanizeDuration }}}} over the last {five}, above {threshold}s."),
+            dashboard_url=dashboard_url(RELIABILITY_DASHBOARD, (S, catalog.LAYER, catalog.OPERATION)),
+        ))
+    rules.append(_spike_alert(
+        scale, TOOL_EMPTY_RESPONSES_SPIKE, TOOL_EMPTY_RESPONSES_RATIO, TOOL_LEVEL, EMPTY_RESPONSE_RATIO,
+        _sum_by(TOOL_LEVEL, _select(TOOL_CALLS_RATE5M, status_ok)),
+        summary="A tool returns empty results far more often than usual.",
+        what=f"of the successful calls of service {_label(S)} to tool {_label(catalog.TOOL)} returned an empty result",
+        dashboard_labels=(S, catalog.TOOL),
+    ))
+    rules.append(_spike_alert(
+        scale, MODEL_EMPTY_RESPONSES_SPIKE, MODEL_EMPTY_RESPONSES_RATIO, MODEL_LEVEL, EMPTY_RESPONSE_RATIO,
+        _sum_by(MODEL_LEVEL, _select(MODEL_CALLS_RATE5M, status_ok)),
+        summary="A model returns empty responses far more often than usual.",
+        what=(f"of the successful calls of service {_label(S)} to model {_label(catalog.MODEL)} (provider "
+              f"{_label(catalog.PROVIDER)}) returned an empty response"),
+        dashboard_labels=model_labels,
+    ))
+    rules.append(_spike_alert(
+        scale, TRUNCATION_SPIKE, TRUNCATED_RESPONSES_RATIO, RESPONSE_LEVEL, TRUNCATION_RATIO, RESPONSES_RATE5M,
+        summary="A model stops at its output token limit far more often than usual.",
+        what=(f"of the responses of model {_label(catalog.MODEL)} (provider {_label(catalog.PROVIDER)}) to service "
+              f'{_label(S)} were cut off at the token limit (finish_reason "{catalog.FINISH_REASON_TRUNCATED}")'),
+        dashboard_labels=model_labels,
+    ))
+    return RuleGroup("genai-reliability", tuple(rules))
+
+
+def _spike_alert(scale: _Scale, name: str, ratios: Mapping[str, str], level: Sequence[str], ratio: float,
+                 volume: str, *, summary: str, what: str, dashboard_labels: Sequence[str]) -> AlertRule:
+    """A ratio well above its own 1-day baseline: absolute floor, relative jump and traffic guard."""
+    recent, baseline = ratios["5m"], ratios["1d"]
+    baseline_query = f"{baseline}{{{', '.join(f'{label}=%q' for label in level)}}}"
+    return AlertRule(
+        alert=name,
+        expr=(f"{recent} > {ratio}\nand\n{recent} > {SPIKE_OVER_BASELINE} * {baseline}\n"
+              + _guard(level, volume, MIN_CALLS_PER_SECOND)),
+        for_=scale("10m"),
+        severity=WARNING,
+        summary=summary,
+        description=(
+            f"{_VALUE_PERCENT} {what} over the last {scale('5m')}, more than {SPIKE_OVER_BASELINE} times its "
+            f"{scale('1d')} baseline of {_query(baseline_query, level, _PERCENT)}."),
+        dashboard_url=dashboard_url(RELIABILITY_DASHBOARD, dashboard_labels),
+    )
+
+
+def _agents_group(scale: _Scale) -> RuleGroup:
+    count = _count(catalog.OPERATION_DURATION)
+    runs = (_eq(catalog.LAYER, catalog.LAYER_AGENT), _eq(catalog.OPERATION, semconv.OP_INVOKE_AGENT))
+    failed_runs = (*runs, _eq(catalog.STATUS, catalog.STATUS_ERROR))
+    model_calls = catalog.AGENT_RUN_MODEL_CALLS
+    rules: list[RecordingRule | AlertRule] = [
+        *(RecordingRule(AGENT_RUN_FAILURES_RATIO[window],
+                        _ratio(AGENT_LEVEL, _select(count, *failed_runs), _select(count, *runs), scale(window)))
+          for window in AGENT_RUN_FAILURES_RATIO),
+        RecordingRule(AGENT_RUNS_RATE1H, _rate_by(AGENT_LEVEL, _select(count, *runs), scale("1h"))),
+        *(RecordingRule(AGENT_RUN_MODEL_CALLS_MEAN[window],
+                        _ratio(AGENT_LEVEL, _sum(model_calls), _count(model_calls), scale(window)))
+          for window in AGENT_RUN_MODEL_CALLS_MEAN),
+        RecordingRule(AGENT_RUN_MODEL_CALLS_COUNT_RATE30M, _rate_by(AGENT_LEVEL, _count(model_calls), scale("30m"))),
+    ]
+    slo_percent = f"{AGENT_RUN_SLO:.0%}"
+    for window in AGENT_RUN_BURN_WINDOWS:
+        threshold = f"({window.factor} * {AGENT_RUN_FAILURE_BUDGET})"
+        rules.append(AlertRule(
+            alert=AGENT_RUN_ERROR_BUDGET_BURN,
+            expr=(f"{AGENT_RUN_FAILURES_RATIO[window.long]} > {threshold}\n"
+                  f"and\n{AGENT_RUN_FAILURES_RATIO[window.short]} > {threshold}\n"
+                  + _guard(AGENT_LEVEL, AGENT_RUNS_RATE1H, MIN_AGENT_RUNS_PER_SECOND_1H)),
+            for_=scale(window.for_),
+            severity=window.severity,
+            labels={LONG_WINDOW: scale(window.long), SHORT_WINDOW: scale(window.short)},
+            summary="An agent fails so many runs that it is burning through its failure budget.",
+            description=(
+                f"{_VALUE_PERCENT} of the runs of agent {_label(catalog.AGENT)} (service {_label(S)}) failed over the "
+                f"last {scale(window.long)}, and the last {scale(window.short)} agrees: that spends the failure budget "
+                f"of the {slo_percent} run-success SLO {window.factor} times faster than it lasts."),
+            dashboard_url=dashboard_url(RELIABILITY_DASHBOARD, (S, catalog.AGENT)),
+        ))
+    recent, baseline = AGENT_RUN_MODEL_CALLS_MEAN["30m"], AGENT_RUN_MODEL_CALLS_MEAN["1d"]
+    rules.append(AlertRule(
+        alert=AGENT_RETRY_LOOP_SUSPECTED,
+        expr=(f"{recent} > {RETRY_LOOP_OVER_BASELINE} * {baseline}\n"
+              + _guard(AGENT_LEVEL, AGENT_RUN_MODEL_CALLS_COUNT_RATE30M, MIN_AGENT_RUNS_PER_SECOND_30M)),
+        for_=scale("15m"),
+        severity=WARNING,
+        summary="Agent runs make far more model calls than usual: a run may be stuck in a retry loop.",
+        description=(
+            f"Runs of agent {_label(catalog.AGENT)} (service {_label(S)}) made {_VALUE_HUMAN} model calls each on "
+            f"average over the last {scale('30m')}, more than {RETRY_LOOP_OVER_BASELINE} times their {scale('1d')} "
+            f"average of {_query(f'{baseline}{{{S}=%q, {catalog.AGENT}=%q}}', AGENT_LEVEL, _HUMAN)}."),
+        dashboard_url=dashboard_url(RELIABILITY_DASHBOARD, (S, catalog.AGENT)),
+    ))
+    return RuleGroup("genai-agents", tuple(rules))
+
+
+def _exporter_group(scale: _Scale) -> RuleGroup:
+    five = scale("5m")
+    up = _select(UP, _eq(JOB, EXPORTER_JOB))
+    requests_by_instance = _sum_by(INSTANCE_LEVEL, OTLP_REQUESTS_RATE5M)
+    failed_requests = f'{catalog.CODE}!~"2.."'
+    rules: list[RecordingRule | AlertRule] = [
+        RecordingRule(SPANS_RECEIVED_RATE5M, _rate_by(INSTANCE_LEVEL, catalog.SPANS_RECEIVED.name, five)),
+        RecordingRule(SPANS_IGNORED_RATE5M, _rate_by(INSTANCE_LEVEL, catalog.SPANS_IGNORED.name, five)),
+        RecordingRule(SPANS_REJECTED_RATE5M,
+                      _rate_by((*INSTANCE_LEVEL, catalog.REASON), catalog.SPANS_REJECTED.name, five)),
+        RecordingRule(OTLP_REQUESTS_RATE5M, _rate_by((*INSTANCE_LEVEL, catalog.CODE), catalog.REQUESTS.name, five)),
+        RecordingRule(LABEL_OVERFLOW_RATE5M,
+                      _rate_by((*INSTANCE_LEVEL, catalog.LABEL), catalog.LABEL_OVERFLOW.name, five)),
+        AlertRule(
+            alert=EXPORTER_DOWN,
+            # absent() also covers a target that vanished from service discovery altogether.
+            expr=f"{up} == 0\nor\nabsent({up})",
+            for_=scale("5m"),
+            severity=CRITICAL,
+            summary="Prometheus cannot scrape genai-exporter: no GenAI metric or alert works.",
+            description=(
+                "{{ if $labels.instance }}The genai-exporter target {{ $labels.instance }} of job "
+                "{{ $labels.job }} is down{{ else }}No target of job {{ $labels.job }} is scraped{{ end }}; "
+                "every GenAI cost and reliability alert is blind until it is back."),
+            dashboard_url=dashboard_url(EXPORTER_DASHBOARD, (INSTANCE,)),
+        ),
+        AlertRule(
+            alert=EXPORTER_NO_SPANS,
+            expr=f"{_rate_by(INSTANCE_LEVEL, catalog.SPANS_RECEIVED.name, scale('15m'))} == 0",
+            for_=scale("15m"),
+            severity=WARNING,
+            summary="genai-exporter receives no spans: the agents' telemetry does not reach it.",
+            description=(
+                f"genai-exporter {_label(INSTANCE)} received no span over the last {scale('15m')}: the "
+                "applications, their OpenTelemetry exporters or the collector in front stopped sending."),
+            dashboard_url=dashboard_url(EXPORTER_DASHBOARD, (INSTANCE,)),
+        ),
+        AlertRule(
+            alert=EXPORTER_REJECTING_SPANS,
+            expr=(f"{SPANS_REJECTED_RATE5M}\n  / on ({_labels(INSTANCE_LEVEL)}) group_left\n{SPANS_RECEIVED_RATE5M}\n"
+                  f"  > {REJECTED_SPAN_RATIO}\n"
+                  + _guard(INSTANCE_LEVEL, SPANS_RECEIVED_RATE5M, MIN_CALLS_PER_SECOND)),
+            for_=scale("15m"),
+            severity=WARNING,
+            summary="genai-exporter rejects spans as invalid: their tokens and costs are not counted.",
+            description=(
+                f"genai-exporter {_label(INSTANCE)} rejected {_VALUE_PERCENT} of the spans it received over the last "
+                f"{five} as {_label(catalog.REASON)}."),
+            dashboard_url=dashboard_url(EXPORTER_DASHBOARD, (INSTANCE,)),
+        ),
+        AlertRule(
+            alert=EXPORTER_REQUEST_ERRORS,
+            expr=(f"{_sum_by(INSTANCE_LEVEL, _select(OTLP_REQUESTS_RATE5M, failed_requests))}"
+                  f"\n/\n{requests_by_instance}\n  > {FAILED_REQUEST_RATIO}\n"
+                  + _guard(INSTANCE_LEVEL, requests_by_instance, MIN_CALLS_PER_SECOND)),
+            for_=scale("15m"),
+            severity=WARNING,
+            summary="genai-exporter answers OTLP export requests with errors: whole batches of spans are lost.",
+            description=(
+                f"genai-exporter {_label(INSTANCE)} answered {_VALUE_PERCENT} of the OTLP export requests of the "
+                f"last {five} with a non-2xx status."),
+            dashboard_url=dashboard_url(EXPORTER_DASHBOARD, (INSTANCE,)),
+        ),
+        AlertRule(
+            alert=EXPORTER_LABEL_OVERFLOW,
+            expr=(f"sum by ({_labels((*INSTANCE_LEVEL, catalog.LABEL))}) "
+                  f"(increase({catalog.LABEL_OVERFLOW.name}[{scale('1h')}])) > 0"),
+            for_=scale("15m"),
+            severity=WARNING,
+            summary="A label reached its distinct-value cap: new values are folded into __overflow__.",
+            description=(
+                f"genai-exporter {_label(INSTANCE)} folded {_VALUE_HUMAN} observations of label "
+                f"{_label(catalog.LABEL)} into the value \"{catalog.OVERFLOW_VALUE}\" over the last {scale('1h')}: "
+                "per-value detail of that label is lost (totals stay exact)."),
+            dashboard_url=dashboard_url(EXPORTER_DASHBOARD, (INSTANCE,)),
+        ),
+    ]
+    return RuleGroup("genai-exporter", tuple(rules))
+
+
+def build_groups(time_scale: float = 1.0) -> tuple[RuleGroup, ...]:
+    """Every rule group, with windows and `for:` durations multiplied by `time_scale`."""
+    scale = _Scale(time_scale)
+    return (_cost_group(scale), _reliability_group(scale), _agents_group(scale), _exporter_group(scale))
+
+
+class _RuleFileDumper(yaml.SafeDumper):
+    """Writes multi-line expressions as literal blocks, so the file reads like hand-written rules."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in text else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style=style)
+
+
+_RuleFileDumper.add_representer(str, _represent_str)
+
+_HEADER = (
+    "# Generated by `python -m alerts.rules` from alerts/rules.py: do not edit by hand.\n"
+    "# Alerting and recording rules of genai-exporter; runbook: alerts/runbook.md.\n"
+)
+
+
+def render_rules(time_scale: float = 1.0) -> str:
+    """The rule file's text: deterministic, so the committed file can be checked for staleness."""
+    document = {"groups": [
+        {"name": group.name, "rules": [rule.to_yaml() for rule in group.rules]} for group in build_groups(time_scale)
+    ]}
+    return _HEADER + yaml.dump(document, Dumper=_RuleFileDumper, sort_keys=False, width=10_000,
+                               allow_unicode=True)
+
+
+RECORDING_RULES = tuple(dict.fromkeys(
+    rule.record for group in build_groups() for rule in group.rules if isinstance(rule, RecordingRule)))
+ALERTS = tuple(dict.fromkeys(
+    rule.alert for group in build_groups() for rule in group.rules if isinstance(rule, AlertRule)))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Regenerate the committed rule file (or a time-scaled copy for end-to-end tests)."""
+    parser = argparse.ArgumentParser(prog="python -m alerts.rules", description=__doc__.splitlines()[0])
+    parser.add_argument("--output", type=Path, default=RULE_FILE, help="file to write (default: %(default)s)")
+    parser.add_argument("--time-scale", type=float, default=1.0,
+                        help="multiply every for: and range window by this factor (default: 1)")
+    arguments = parser.parse_args(argv)
+    arguments.output.write_text(render_rules(arguments.time_scale), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Kubernetes manifests of genai-exporter and the generator of their derived parts."""

@@ -1,0 +1,548 @@
+"""The RECEIVE stage: OTLP/HTTP trace export requests in, transport-neutral SpanRecords out.
+
+The only module that knows OTLP. It decodes `ExportTraceServiceRequest` bodies in both OTLP/HTTP
+encodings (binary protobuf and OTLP/JSON, optionally gzip-compressed) and encodes the responses
+OTLP/HTTP prescribes. It does no HTTP itself, so it is tested and benchmarked without sockets.
+
+Every problem with a client's body becomes a `ReceiveError` carrying the HTTP status the server
+answers with: a client can never make the receiver fail with anything else.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import zlib
+from collections.abc import Callable
+from typing import Any
+
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError, Message
+from google.rpc import code_pb2, status_pb2
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+from opentelemetry.proto.trace.v1.trace_pb2 import Status
+
+from genai_exporter.records import Attributes, AttributeValue, SpanEvent, SpanRecord
+
+CONTENT_TYPE_PROTOBUF = "application/x-protobuf"
+CONTENT_TYPE_JSON = "application/json"
+_ENCODING_GZIP = "gzip"
+_ENCODING_IDENTITY = "identity"
+# gzip container only (RFC 1952), not raw deflate or zlib: that is what Content-Encoding gzip means.
+_GZIP_WBITS = 16 + zlib.MAX_WBITS
+
+# HTTP status -> google.rpc.Code of the Status body (the gRPC mapping of the same condition).
+_RPC_CODE_BY_HTTP_STATUS = {
+    400: code_pb2.INVALID_ARGUMENT,
+    404: code_pb2.NOT_FOUND,
+    405: code_pb2.UNIMPLEMENTED,
+    408: code_pb2.DEADLINE_EXCEEDED,
+    411: code_pb2.INVALID_ARGUMENT,
+    413: code_pb2.RESOURCE_EXHAUSTED,
+    415: code_pb2.INVALID_ARGUMENT,
+    500: code_pb2.INTERNAL,
+    503: code_pb2.UNAVAILABLE,
+}
+
+_STATUS_CODE_ERROR = Status.STATUS_CODE_ERROR
+_STATUS_CODE_BY_NAME = {name: number for name, number in Status.StatusCode.items()}
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_UINT64_MAX = 2**64 - 1
+_DECIMAL_INTEGER = re.compile(r"-?[0-9]+")
+# Longest client value quoted back in an error message.
+_MAX_QUOTED_CHARS = 40
+
+
+class ReceiveError(Exception):
+    """A request the receiver refuses; `http_status` is the OTLP/HTTP answer, `message` says why."""
+
+    http_status: int = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class UnsupportedMediaType(ReceiveError):
+    """Content-Type or Content-Encoding the receiver does not speak."""
+
+    http_status = 415
+
+
+class PayloadTooLarge(ReceiveError):
+    """A body (after decompression) over the configured limit."""
+
+    http_status = 413
+
+
+class MalformedRequest(ReceiveError):
+    """A body that is not a valid ExportTraceServiceRequest in its declared encoding."""
+
+    http_status = 400
+
+
+def parse_media_headers(content_type: str | None, content_encoding: str | None) -> tuple[bool, bool]:
+    """Check the two headers that say how to read a body: returns (is_json, is_gzip).
+
+    Separate from decoding so the server can refuse an unsupported request before reading its body.
+    Content-Type parameters (`; charset=utf-8`) are allowed; JSON text encoding is detected anyway.
+    """
+    media_type = (content_type or "").split(";", 1)[0].strip().lower()
+    if media_type == CONTENT_TYPE_PROTOBUF:
+        is_json = False
+    elif media_type == CONTENT_TYPE_JSON:
+        is_json = True
+    else:
+        raise UnsupportedMediaType(
+            f"unsupported Content-Type {_quote(content_type or '')}: "
+            f"use {CONTENT_TYPE_PROTOBUF} or {CONTENT_TYPE_JSON}"
+        )
+    encoding = (content_encoding or "").strip().lower()
+    if encoding in ("", _ENCODING_IDENTITY):
+        return is_json, False
+    if encoding == _ENCODING_GZIP:
+        return is_json, True
+    raise UnsupportedMediaType(
+        f"unsupported Content-Encoding {_quote(content_encoding or '')}: send gzip or uncompressed"
+    )
+
+
+def decode_export_request(
+    body: bytes,
+    content_type: str | None,
+    content_encoding: str | None,
+    max_decompressed_bytes: int,
+    keep_attributes: frozenset[str] | None,
+) -> list[SpanRecord]:
+    """Decode one OTLP/HTTP trace export body into SpanRecords, or raise a ReceiveError.
+
+    `keep_attributes` names the only attribute keys the pipeline reads; values of other keys are
+    never converted, which is most of the decoding work for spans with captured content.
+    """
+    is_json, is_gzip = parse_media_headers(content_type, content_encoding)
+    if is_gzip:
+        body = _gunzip(body, max_decompressed_bytes)
+    elif len(body) > max_decompressed_bytes:
+        raise PayloadTooLarge(f"body of {len(body)} bytes is over the limit of {max_decompressed_bytes}")
+    if is_json:
+        return _decode_json(body, keep_attributes)
+    return _decode_protobuf(body, keep_attributes)
+
+
+def encode_export_response(rejected_spans: int, error_message: str, json_encoding: bool) -> bytes:
+    """The 200 body: an ExportTraceServiceResponse, with partial_success when spans were rejected.
+
+    OTLP lets a server put a warning in error_message with rejected_spans 0, so a message alone
+    also fills partial_success.
+    """
+    response = ExportTraceServiceResponse()
+    if rejected_spans or error_message:
+        response.partial_success.rejected_spans = rejected_spans
+        response.partial_success.error_message = error_message
+    return _serialize(response, json_encoding)
+
+
+def encode_error_status(message: str, json_encoding: bool, http_status: int = 400) -> bytes:
+    """The body of a 4xx/5xx answer: a google.rpc.Status, as OTLP/HTTP requires.
+
+    The Status code is the gRPC code of the same condition, so clients that log it see one
+    vocabulary whichever OTLP transport they use.
+    """
+    status = status_pb2.Status(
+        code=_RPC_CODE_BY_HTTP_STATUS.get(http_status, code_pb2.UNKNOWN), message=message
+    )
+    return _serialize(status, json_encoding)
+
+
+def _serialize(message: Message, json_encoding: bool) -> bytes:
+    if json_encoding:
+        return json_format.MessageToJson(message, indent=None).encode()
+    return message.SerializeToString()
+
+
+def _quote(text: str) -> str:
+    if len(text) > _MAX_QUOTED_CHARS:
+        return repr(text[:_MAX_QUOTED_CHARS] + "...")
+    return repr(text)
+
+
+def _gunzip(body: bytes, limit: int) -> bytes:
+    """Decompress without ever holding more than limit + 1 output bytes (gzip bombs stop early)."""
+    output = bytearray()
+    remaining_input = body
+    # A gzip file may hold several members (RFC 1952); each is decompressed against one budget.
+    while True:
+        decompressor = zlib.decompressobj(_GZIP_WBITS)
+        try:
+            output += decompressor.decompress(remaining_input, limit - len(output) + 1)
+        except zlib.error as error:
+            raise MalformedRequest(f"body is not valid gzip: {error}") from error
+        if len(output) > limit:
+            raise PayloadTooLarge(f"gzip body decompresses to more than the limit of {limit} bytes")
+        if not decompressor.eof:
+            raise MalformedRequest("gzip body is truncated")
+        remaining_input = decompressor.unused_data
+        if not remaining_input:
+            return bytes(output)
+
+
+# --- protobuf --------------------------------------------------------------------------------
+
+_PB_SCALAR_KINDS = frozenset({"string_value", "bool_value", "int_value", "double_value", "bytes_value"})
+
+
+def _pb_any_value(value: Any) -> AttributeValue | None:
+    """Convert a protobuf AnyValue; None when no value is set (such entries are skipped)."""
+    kind = value.WhichOneof("value")
+    if kind in _PB_SCALAR_KINDS:
+        return getattr(value, kind)
+    if kind == "array_value":
+        items = (_pb_any_value(item) for item in value.array_value.values)
+        return tuple(item for item in items if item is not None)
+    if kind == "kvlist_value":
+        entries = {}
+        for entry in value.kvlist_value.values:
+            converted = _pb_any_value(entry.value)
+            if converted is not None:
+                entries[entry.key] = converted
+        return entries
+    return None
+
+
+def _pb_attributes(key_values: Any, keep: frozenset[str] | None) -> dict[str, AttributeValue]:
+    attributes: dict[str, AttributeValue] = {}
+    for key_value in key_values:
+        key = key_value.key
+        if keep is None or key in keep:
+            converted = _pb_any_value(key_value.value)
+            if converted is not None:
+                attributes[key] = converted
+    return attributes
+
+
+def _decode_protobuf(body: bytes, keep: frozenset[str] | None) -> list[SpanRecord]:
+    request = ExportTraceServiceRequest()
+    try:
+        request.ParseFromString(body)
+    except DecodeError as error:
+        raise MalformedRequest(f"body is not a valid protobuf ExportTraceServiceRequest: {error}") from error
+    records: list[SpanRecord] = []
+    append = records.append
+    scalar_kinds = _PB_SCALAR_KINDS
+    status_error = _STATUS_CODE_ERROR
+    for resource_spans in request.resource_spans:
+        # One dict per resource, shared by all its spans: the resource is the same object in OTLP.
+        resource_attributes = _pb_attributes(resource_spans.resource.attributes, keep)
+        for scope_spans in resource_spans.scope_spans:
+            for span in scope_spans.spans:
+                # The attribute loop is inlined: it runs for every attribute of every span.
+                attributes: dict[str, AttributeValue] = {}
+                for key_value in span.attributes:
+                    key = key_value.key
+                    if keep is None or key in keep:
+                        value = key_value.value
+                        kind = value.WhichOneof("value")
+                        if kind in scalar_kinds:
+                            attributes[key] = getattr(value, kind)
+                        elif kind is not None:
+                            converted = _pb_any_value(value)
+                            if converted is not None:
+                                attributes[key] = converted
+                events = ()
+                if span.events:
+                    events = tuple(
+                        SpanEvent(event.name, event.time_unix_nano, _pb_attributes(event.attributes, keep))
+                        for event in span.events
+                    )
+                append(SpanRecord(
+                    span.trace_id.hex(),
+                    span.span_id.hex(),
+                    span.parent_span_id.hex(),
+                    span.name,
+                    span.start_time_unix_nano,
+                    span.end_time_unix_nano,
+                    span.status.code == status_error,
+                    attributes,
+                    resource_attributes,
+                    events,
+                ))
+    return records
+
+
+# --- OTLP/JSON ---------------------------------------------------------------------------------
+
+
+class _ShapeError(Exception):
+    """A JSON value of the wrong shape; `path` grows as the error travels up to the request."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(reason)
+        self.path = path
+        self.reason = reason
+
+    def within(self, outer: str) -> _ShapeError:
+        self.path = f"{outer}.{self.path}" if self.path else outer
+        return self
+
+
+def _field(obj: dict[str, Any], camel: str, snake: str) -> Any:
+    """A field by its lowerCamelCase JSON name or its proto name, as protobuf JSON parsers allow."""
+    value = obj.get(camel)
+    return obj.get(snake) if value is None else value
+
+
+def _json_object(value: Any, path: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _ShapeError(path, f"must be an object, got {_json_type(value)}")
+    return value
+
+
+def _json_list(value: Any, path: str) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise _ShapeError(path, f"must be an array, got {_json_type(value)}")
+    return value
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "array" if isinstance(value, list) else "object"
+
+
+def _json_integer(value: Any, path: str, minimum: int, maximum: int) -> int:
+    """A protobuf JSON 64-bit integer: a number or a decimal string, as OTLP/JSON allows."""
+    if value is None:
+        return 0
+    if isinstance(value, bool):
+        raise _ShapeError(path, "must be an integer, got boolean")
+    if isinstance(value, int):
+        number = value
+    elif ((isinstance(value, float) and value.is_integer())
+          or (isinstance(value, str) and _DECIMAL_INTEGER.fullmatch(value))):
+        number = int(value)
+    else:
+        raise _ShapeError(path, f"must be an integer or a decimal string, got {_quote(str(value))}")
+    if not minimum <= number <= maximum:
+        raise _ShapeError(path, f"{number} is out of range")
+    return number
+
+
+def _json_string(value: Any, path: str) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise _ShapeError(path, f"must be a string, got {_json_type(value)}")
+    return value
+
+
+def _json_id(value: Any, path: str) -> str:
+    """Ids are hex in OTLP/JSON (unlike other bytes fields); normalized to lowercase hex."""
+    text = _json_string(value, path)
+    try:
+        return bytes.fromhex(text).hex()
+    except ValueError:
+        raise _ShapeError(
+            path, f"{_quote(text)} is not hex: OTLP/JSON encodes trace and span ids as hex, not base64"
+        ) from None
+
+
+def _json_double(value: Any, path: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise _ShapeError(path, f"must be a number, got {_json_type(value)}")
+    try:
+        return float(value)
+    except (ValueError, OverflowError):
+        raise _ShapeError(path, f"{_quote(str(value))} is not a number") from None
+
+
+def _json_bool(value: Any, path: str) -> bool:
+    if not isinstance(value, bool):
+        raise _ShapeError(path, f"must be true or false, got {_json_type(value)}")
+    return value
+
+
+def _json_bytes(value: Any, path: str) -> bytes:
+    text = _json_string(value, path)
+    # Protobuf JSON accepts standard and URL-safe base64, padded or not.
+    standard = text.replace("-", "+").replace("_", "/")
+    try:
+        return base64.b64decode(standard + "=" * (-len(standard) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        raise _ShapeError(path, "is not valid base64") from None
+
+
+def _json_array(value: Any, path: str) -> tuple[AttributeValue, ...]:
+    converted: list[AttributeValue] = []
+    try:
+        for index, item in enumerate(_json_list(_json_object(value, "").get("values"), "values")):
+            try:
+                element = _json_any_value(item)
+            except _ShapeError as error:
+                raise error.within(f"values[{index}]") from None
+            if element is not None:
+                converted.append(element)
+    except _ShapeError as error:
+        raise error.within(path) from None
+    return tuple(converted)
+
+
+def _json_kvlist(value: Any, path: str) -> dict[str, AttributeValue]:
+    try:
+        return _json_attributes(_json_object(value, "").get("values"), None, "values")
+    except _ShapeError as error:
+        raise error.within(path) from None
+
+
+_JSON_VALUE_CONVERTERS: dict[str, Callable[[Any, str], AttributeValue]] = {
+    "stringValue": _json_string,
+    "string_value": _json_string,
+    "boolValue": _json_bool,
+    "bool_value": _json_bool,
+    "intValue": lambda value, path: _json_integer(value, path, _INT64_MIN, _INT64_MAX),
+    "int_value": lambda value, path: _json_integer(value, path, _INT64_MIN, _INT64_MAX),
+    "doubleValue": _json_double,
+    "double_value": _json_double,
+    "bytesValue": _json_bytes,
+    "bytes_value": _json_bytes,
+    "arrayValue": _json_array,
+    "array_value": _json_array,
+    "kvlistValue": _json_kvlist,
+    "kvlist_value": _json_kvlist,
+}
+
+
+def _json_any_value(value: Any) -> AttributeValue | None:
+    """Convert an OTLP/JSON AnyValue; None when no value is set (such entries are skipped)."""
+    if value is None:
+        return None
+    converted: AttributeValue | None = None
+    for kind, raw in _json_object(value, "").items():
+        converter = _JSON_VALUE_CONVERTERS.get(kind)
+        if converter is None or raw is None:
+            continue  # unknown fields are ignored, null means unset
+        if converted is not None:
+            raise _ShapeError("", "sets more than one of the AnyValue fields")
+        converted = converter(raw, kind)
+    return converted
+
+
+def _json_attributes(value: Any, keep: frozenset[str] | None, path: str) -> dict[str, AttributeValue]:
+    attributes: dict[str, AttributeValue] = {}
+    for index, item in enumerate(_json_list(value, path)):
+        try:
+            key_value = _json_object(item, "")
+            key = _json_string(key_value.get("key"), "key")
+            if keep is None or key in keep:
+                try:
+                    converted = _json_any_value(key_value.get("value"))
+                except _ShapeError as error:
+                    raise error.within("value") from None
+                if converted is not None:
+                    attributes[key] = converted
+        except _ShapeError as error:
+            raise error.within(f"{path}[{index}]") from None
+    return attributes
+
+
+def _json_span(span: Any, resource_attributes: Attributes, keep: frozenset[str] | None) -> SpanRecord:
+    span = _json_object(span, "")
+    events = []
+    for index, event in enumerate(_json_list(span.get("events"), "events")):
+        try:
+            event = _json_object(event, "")
+            time_unix_nano = _field(event, "timeUnixNano", "time_unix_nano")
+            events.append(SpanEvent(
+                _json_string(event.get("name"), "name"),
+                _json_integer(time_unix_nano, "timeUnixNano", 0, _UINT64_MAX),
+                _json_attributes(event.get("attributes"), keep, "attributes"),
+            ))
+        except _ShapeError as error:
+            raise error.within(f"events[{index}]") from None
+    status = span.get("status")
+    status_code = 0
+    if status is not None:
+        code = _json_object(status, "status").get("code")
+        if isinstance(code, str) and not _DECIMAL_INTEGER.fullmatch(code):
+            if code not in _STATUS_CODE_BY_NAME:
+                raise _ShapeError("status.code", f"unknown status code {_quote(code)}")
+            status_code = _STATUS_CODE_BY_NAME[code]
+        else:
+            status_code = _json_integer(code, "status.code", -(2**31), 2**31 - 1)
+    return SpanRecord(
+        _json_id(_field(span, "traceId", "trace_id"), "traceId"),
+        _json_id(_field(span, "spanId", "span_id"), "spanId"),
+        _json_id(_field(span, "parentSpanId", "parent_span_id"), "parentSpanId"),
+        _json_string(span.get("name"), "name"),
+        _json_integer(_field(span, "startTimeUnixNano", "start_time_unix_nano"), "startTimeUnixNano",
+                      0, _UINT64_MAX),
+        _json_integer(_field(span, "endTimeUnixNano", "end_time_unix_nano"), "endTimeUnixNano",
+                      0, _UINT64_MAX),
+        status_code == _STATUS_CODE_ERROR,
+        _json_attributes(span.get("attributes"), keep, "attributes"),
+        resource_attributes,
+        tuple(events),
+    )
+
+
+def _decode_json(body: bytes, keep: frozenset[str] | None) -> list[SpanRecord]:
+    try:
+        document = json.loads(body)
+    except RecursionError as error:
+        raise MalformedRequest("body is not valid JSON: nested too deeply") from error
+    except ValueError as error:  # JSONDecodeError and UnicodeDecodeError
+        raise MalformedRequest(f"body is not valid JSON: {error}") from error
+    try:
+        return _json_request(document, keep)
+    except _ShapeError as error:
+        raise MalformedRequest(f"body is not an OTLP/JSON ExportTraceServiceRequest: "
+                               f"{error.path or '(top level)'}: {error.reason}") from None
+    except RecursionError as error:
+        raise MalformedRequest("body is not an OTLP/JSON ExportTraceServiceRequest: "
+                               "attribute values nested too deeply") from error
+
+
+def _json_request(document: Any, keep: frozenset[str] | None) -> list[SpanRecord]:
+    records: list[SpanRecord] = []
+    request = _json_object(document, "")
+    for resource_index, resource_spans in enumerate(
+        _json_list(_field(request, "resourceSpans", "resource_spans"), "resourceSpans")
+    ):
+        try:
+            resource_spans = _json_object(resource_spans, "")
+            resource = resource_spans.get("resource")
+            resource_attributes: Attributes = {}
+            if resource is not None:
+                try:
+                    resource_attributes = _json_attributes(
+                        _json_object(resource, "").get("attributes"), keep, "attributes"
+                    )
+                except _ShapeError as error:
+                    raise error.within("resource") from None
+            for scope_index, scope_spans in enumerate(
+                _json_list(_field(resource_spans, "scopeSpans", "scope_spans"), "scopeSpans")
+            ):
+                try:
+                    spans = _json_list(_json_object(scope_spans, "").get("spans"), "spans")
+                    for span_index, span in enumerate(spans):
+                        try:
+                            records.append(_json_span(span, resource_attributes, keep))
+                        except _ShapeError as error:
+                            raise error.within(f"spans[{span_index}]") from None
+                except _ShapeError as error:
+                    raise error.within(f"scopeSpans[{scope_index}]") from None
+        except _ShapeError as error:
+            raise error.within(f"resourceSpans[{resource_index}]") from None
+    return records
