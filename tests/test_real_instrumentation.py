@@ -217,7 +217,7 @@ def test_empty_completion_counts_one_empty_model_response(captures, instrumentat
                          ids=lambda scenario: scenario.name)
 def test_answers_with_text_or_a_tool_call_are_not_empty_responses(captures, instrumentation, scenario):
     registry = metrics_of(captures[instrumentation][scenario.name])
-    assert registry.get_sample_value(catalog.EMPTY_RESPONSES.name, call_labels()) is None
+    assert registry.get_sample_value(catalog.EMPTY_RESPONSES.name, call_labels()) == 0.0
 
 
 @pytest.mark.parametrize("instrumentation", ALL)

@@ -20,6 +20,8 @@ from genai_exporter.normalize import Observation
 from genai_exporter.records import TokenCost
 
 LabelValues = tuple[str, ...]
+# Layers whose operations can come back empty (genai_empty_responses_total).
+_LAYERS_WITH_EMPTY_RESPONSES = frozenset({catalog.LAYER_MODEL, catalog.LAYER_TOOL})
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +145,8 @@ class Aggregator:
         self.agent_runs_evicted = 0
         # Known in advance, so exported at 0 from the start: the first increment is not lost.
         self.spans_rejected: dict[str, int] = dict.fromkeys(catalog.REJECT_REASONS, 0)
-        self.requests: dict[str, int] = {}
+        # A sender's first successful export must move the 200 series, not create it.
+        self.requests: dict[str, int] = {"200": 0}
 
     @property
     def pending_agent_runs(self) -> int:
@@ -208,8 +211,14 @@ class Aggregator:
             obs.duration_seconds,
             Exemplar(obs.trace_id, obs.span_id, obs.duration_seconds, timestamp),
         )
-        if obs.empty_response:
-            self.empty_responses.add((service, obs.layer, operation, provider, model, agent, tool, *dims), 1)
+        # Series the alerts divide by are started at 0 the first time their label set is seen, so
+        # the first empty response or truncation of a tool or model is a visible increase (a series
+        # born at 1 hides its first increment from rate() and increase()).
+        if not obs.error and obs.layer in _LAYERS_WITH_EMPTY_RESPONSES:
+            self.empty_responses.add((service, obs.layer, operation, provider, model, agent, tool, *dims),
+                                     1 if obs.empty_response else 0)
+        if obs.finish_reasons:
+            self.finish_reasons.add((service, provider, model, catalog.FINISH_REASON_TRUNCATED, *dims), 0)
         for reason in obs.finish_reasons:
             self.finish_reasons.add((service, provider, model, cap(catalog.FINISH_REASON, reason), *dims), 1)
         if obs.time_to_first_token_seconds is not None:
@@ -220,9 +229,10 @@ class Aggregator:
             token_counts = (usage.input, usage.cache_read, usage.cache_write, usage.output)
             for token_type, count in zip(catalog.TOKEN_TYPES, token_counts, strict=True):
                 self.tokens.add((service, provider, model, operation, token_type, *dims), count)
-            if cost is None:
-                self.unpriced_tokens.add((service, provider, model, *dims), usage.total)
-            else:
+            # A priced model's unpriced tokens are 0, exported as such: the hole in cost tracking
+            # is then a rise of an existing series, and "no unpriced tokens" reads as 0, not "no data".
+            self.unpriced_tokens.add((service, provider, model, *dims), usage.total if cost is None else 0)
+            if cost is not None:
                 costs = (cost.input, cost.cache_read, cost.cache_write, cost.output)
                 for token_type, amount in zip(catalog.TOKEN_TYPES, costs, strict=True):
                     exemplar = Exemplar(obs.trace_id, obs.span_id, amount, timestamp) if amount > 0 else None

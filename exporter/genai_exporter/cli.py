@@ -54,8 +54,13 @@ def _load(config_file: Path | None) -> Pipeline:
 def _serve(args: argparse.Namespace) -> int:
     from genai_exporter.server import parse_listen_address, start_servers
 
+    config_file = args.config_file
+    if config_file is None and args.demo:
+        from genai_exporter.demo.workload import DEMO_CONFIG_FILE
+
+        config_file = DEMO_CONFIG_FILE
     try:
-        pipeline = _load(args.config_file)
+        pipeline = _load(config_file)
         parse_listen_address(args.web_listen_address)
         parse_listen_address(args.otlp_listen_address)
     except ConfigError as error:
@@ -148,7 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--otlp.listen-address", dest="otlp_listen_address", default=DEFAULT_OTLP_ADDRESS,
                        help="address for OTLP/HTTP POST /v1/traces (default %(default)s)")
     serve.add_argument("--config.file", dest="config_file", type=Path, default=None,
-                       help="YAML configuration (dimensions, prices, budgets, limits)")
+                       help="YAML configuration (dimensions, prices, budgets, limits); with --demo and no "
+                            "file, the demo's budgets")
     serve.add_argument("--demo", action="store_true",
                        help="feed the exporter with the built-in demo agent workload")
     serve.add_argument("--demo.rate", dest="demo_rate", type=float, default=DEMO_DEFAULT_RATE,

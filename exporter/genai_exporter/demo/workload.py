@@ -26,6 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 from opentelemetry import baggage, trace
@@ -58,6 +59,8 @@ T = TypeVar("T")
 # Latencies are computed from the real sizes.
 DEMO_TOKEN_SCALE = 0.03
 DEFAULT_RATE = 2.0
+# The exporter config of `serve --demo`: budgets set against this workload at DEFAULT_RATE.
+DEMO_CONFIG_FILE = Path(__file__).resolve().parent / "config.yaml"
 
 TIER_FREE = "free"
 TIER_PRO = "pro"
