@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import CollectorRegistry
@@ -34,11 +34,9 @@ RUNS_IN_FIRST_15_SECONDS = round(15 * workload.DEFAULT_RATE)
 SEED = 20261126
 
 
-def run_demo(*active: str, runs: int, seed: int = SEED) -> CollectorRegistry:
-    """A registry holding the metrics of `runs` demo agent runs under the given scenarios."""
-    pipeline = Pipeline(DEMO_CONFIG)
+def generate_runs(processor: SpanProcessor, active: tuple[str, ...], runs: int, seed: int) -> None:
+    """Make `runs` demo agent runs under the `active` scenarios, their spans going to `processor`."""
     provider = TracerProvider()
-    processor = GenAIMetricsSpanProcessor(pipeline=pipeline)
     provider.add_span_processor(processor)
     switch = ScenarioSwitch()
     for name in active:
@@ -46,6 +44,13 @@ def run_demo(*active: str, runs: int, seed: int = SEED) -> CollectorRegistry:
     demo = DemoWorkload(provider, switch, seed=seed)
     for _ in range(runs):
         demo.run_once()
+
+
+def run_demo(*active: str, runs: int, seed: int = SEED) -> CollectorRegistry:
+    """A registry holding the metrics of `runs` demo agent runs under the given scenarios."""
+    pipeline = Pipeline(DEMO_CONFIG)
+    processor = GenAIMetricsSpanProcessor(pipeline=pipeline)
+    generate_runs(processor, active, runs, seed)
     processor.force_flush()
     registry = CollectorRegistry()
     registry.register(pipeline.collector)
@@ -55,14 +60,7 @@ def run_demo(*active: str, runs: int, seed: int = SEED) -> CollectorRegistry:
 def demo_spans(*active: str, runs: int, seed: int = SEED) -> list[ReadableSpan]:
     """The finished spans of `runs` demo agent runs."""
     memory = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(memory))
-    switch = ScenarioSwitch()
-    for name in active:
-        switch.enable(name)
-    demo = DemoWorkload(provider, switch, seed=seed)
-    for _ in range(runs):
-        demo.run_once()
+    generate_runs(SimpleSpanProcessor(memory), active, runs, seed)
     return list(memory.get_finished_spans())
 
 
