@@ -117,6 +117,8 @@ class Scenario:
     reply: Reply
     max_tokens: int | None = None
     description: str = ""
+    # The OpenAI `response_format` request parameter, e.g. {"type": "json_object"}.
+    response_format: dict[str, str] | None = None
 
 
 GPT_4O_MINI = "gpt-4o-mini"
@@ -182,6 +184,24 @@ CHAT_TOOL_CALL = Scenario(
                     tool_calls=(ToolCall("call_fake0001", "get_weather", '{"city": "Paris"}'),)),
     description="chat completion that answers with a tool call and no text",
 )
+JSON_ANSWER = '{"summary": "Revenue grew 12% quarter over quarter.", "sql": "SELECT 1", "row_count": 3}'
+CHAT_JSON = Scenario(
+    name="chat_json",
+    call="chat",
+    request_model=GPT_4O_MINI,
+    reply=ChatReply(GPT_4O_MINI_SNAPSHOT, Usage(prompt_tokens=240, completion_tokens=31), content=JSON_ANSWER),
+    response_format={"type": "json_object"},
+    description="chat completion asked for a JSON object (response_format json_object) that answers with one",
+)
+CHAT_JSON_MALFORMED = Scenario(
+    name="chat_json_malformed",
+    call="chat",
+    request_model=GPT_4O_MINI,
+    reply=ChatReply(GPT_4O_MINI_SNAPSHOT, Usage(prompt_tokens=240, completion_tokens=12),
+                    content="```json\n" + JSON_ANSWER + "\n```"),
+    response_format={"type": "json_object"},
+    description="chat completion asked for a JSON object that answers with JSON wrapped in a markdown fence",
+)
 CHAT_RATE_LIMITED = Scenario(
     name="chat_rate_limited",
     call="chat",
@@ -198,6 +218,8 @@ STANDARD_SCENARIOS = (
     CHAT_EMPTY,
     CHAT_TRUNCATED,
     CHAT_TOOL_CALL,
+    CHAT_JSON,
+    CHAT_JSON_MALFORMED,
     CHAT_RATE_LIMITED,
 )
 
@@ -251,6 +273,8 @@ def _run_scenario(client: Any, scenario: Scenario) -> str:
         options: dict[str, Any] = {"model": scenario.request_model, "messages": _MESSAGES, "temperature": 0.2}
         if scenario.max_tokens is not None:
             options["max_tokens"] = scenario.max_tokens
+        if scenario.response_format is not None:
+            options["response_format"] = scenario.response_format
         if scenario.call == "chat_stream":
             stream = client.chat.completions.create(
                 stream=True, stream_options={"include_usage": True}, **options)

@@ -218,6 +218,54 @@ def test_unpriced_model_leaves_code_reviewer_tokens_without_a_cost():
             total(registry, catalog.COST.name, **acme)) == (True, True, 0)
 
 
+def _fail_ratio(registry: CollectorRegistry, check: str, **labels: str) -> float:
+    fails = total(registry, catalog.OUTPUT_CHECKS.name, check=check, result=catalog.RESULT_FAIL, **labels)
+    return fails / total(registry, catalog.OUTPUT_CHECKS.name, check=check, **labels)
+
+
+def _mean_score(registry: CollectorRegistry, **labels: str) -> float:
+    score = catalog.EVALUATION_SCORE.name
+    return total(registry, score + "_sum", **labels) / total(registry, score + "_count", **labels)
+
+
+def test_healthy_baseline_fails_few_output_checks():
+    registry = run_demo(runs=400)
+    ratios = {check.name: round(_fail_ratio(registry, check.name), 3) for check in DEMO_CONFIG.output_checks}
+    assert (ratios["answer_not_empty"], [name for name, ratio in ratios.items() if not 0 <= ratio < 0.05]) == (0, [])
+
+
+def test_wrong_tool_choices_of_support_triage_fail_the_tool_choice_check():
+    registry = run_demo(runs=400)
+    wrong = total(registry, catalog.OUTPUT_CHECKS.name, check="support_tool_choice", result=catalog.RESULT_FAIL)
+    assert (wrong > 0, wrong == total(registry, catalog.OUTPUT_CHECKS.name, check="support_tool_choice",
+                                      result=catalog.RESULT_FAIL, tool=workload.WRONG_TOOL.name)) == (True, True)
+
+
+def test_quality_regression_breaks_the_regressing_models_json_answers():
+    model = {catalog.MODEL: workload.REGRESSING_MODEL.name}
+    baseline, regression = run_demo(runs=400), run_demo(scenarios.QUALITY_REGRESSION, runs=400)
+    assert (_fail_ratio(baseline, "valid_json", **model) < 0.05,
+            _fail_ratio(regression, "valid_json", **model) > 0.25,
+            _fail_ratio(regression, "sql_answer_fields", **model) > 0.5) == (True, True, True)
+
+
+def test_quality_regression_lowers_the_judges_scores_of_the_regressing_model_only():
+    baseline, regression = run_demo(runs=400), run_demo(scenarios.QUALITY_REGRESSION, runs=400)
+    regressing = {catalog.MODEL: workload.REGRESSING_MODEL.name}
+    other = {catalog.MODEL: workload.CLAUDE_SONNET_4_5.name}
+    assert (round(_mean_score(baseline, **regressing), 1), round(_mean_score(regression, **regressing), 1),
+            round(_mean_score(regression, **other), 1)) == (0.9, 0.5, 0.9)
+
+
+def test_judge_results_count_by_label():
+    registry = run_demo(scenarios.QUALITY_REGRESSION, runs=400)
+    evaluations = catalog.EVALUATIONS.name
+    relevant = total(registry, evaluations, evaluation=workload.JUDGE_EVALUATION, label=workload.JUDGE_LABEL_PASS)
+    irrelevant = total(registry, evaluations, evaluation=workload.JUDGE_EVALUATION, label=workload.JUDGE_LABEL_FAIL)
+    judged = total(registry, catalog.EVALUATION_SCORE.name + "_count")
+    assert (relevant > 0, irrelevant > 0, relevant + irrelevant == judged) == (True, True, True)
+
+
 def test_scenarios_switch_off_again():
     switch = ScenarioSwitch()
     switch.enable(scenarios.TOOL_OUTAGE)
@@ -286,7 +334,7 @@ def test_demo_command_names_every_bad_flag_and_exits_2(capsys):
         "genai-exporter demo: --otlp-endpoint 'localhost:4318': expected an http:// or https:// URL",
         "genai-exporter demo: --rate 0.0: must be a positive number of agent runs per second",
         "genai-exporter demo: --schedule: unknown scenario 'outage' (known: tool_outage, provider_outage, "
-        "retry_loop, truncation, tier_spike, unpriced_model)",
+        "retry_loop, truncation, tier_spike, unpriced_model, quality_regression)",
     ])
 
 
@@ -329,9 +377,9 @@ def test_serve_demo_shows_the_whole_catalogue_and_switches_scenarios_over_http()
         process.stderr.close()
     assert (missing, switched, exit_code) == (set(), [
         204, '{"known": ["tool_outage", "provider_outage", "retry_loop", "truncation", "tier_spike", '
-        '"unpriced_model"], "active": ["tool_outage"]}', 204], 0)
+        '"unpriced_model", "quality_regression"], "active": ["tool_outage"]}', 204], 0)
 
 
-def test_compose_stack_budgets_the_demo_like_serve_demo_does():
+def test_compose_stack_budgets_and_checks_the_demo_like_serve_demo_does():
     compose_config = load_config(Path(__file__).parents[1] / "deploy" / "genai-exporter" / "config.yaml")
-    assert compose_config.budgets == DEMO_CONFIG.budgets
+    assert (compose_config.budgets, compose_config.output_checks) == (DEMO_CONFIG.budgets, DEMO_CONFIG.output_checks)

@@ -33,6 +33,8 @@ from tests.instrumented import (
     CHAT_CACHE_WRITE,
     CHAT_CACHED_REASONING,
     CHAT_EMPTY,
+    CHAT_JSON,
+    CHAT_JSON_MALFORMED,
     CHAT_RATE_LIMITED,
     CHAT_STREAM,
     CHAT_TOOL_CALL,
@@ -353,3 +355,42 @@ def test_fake_server_sends_openai_error_bodies():
         with pytest.raises(openai.RateLimitError) as raised:
             client.chat.completions.create(model=GPT_4O_MINI, messages=[{"role": "user", "content": "hi"}])
     assert (raised.value.status_code, raised.value.code) == (429, "rate_limit_exceeded")
+
+
+# --- deterministic output checks on captured content -----------------------------------------------
+
+# Libraries that capture the answer's text in their default (or content) configuration.
+CAPTURES_OUTPUT = (Instrumentation.OPENAI_V2_LATEST_CONTENT, Instrumentation.OPENINFERENCE,
+                   Instrumentation.OPENLLMETRY)
+
+
+def check_counts(registry: CollectorRegistry, check: str) -> dict[str, float | None]:
+    """How often the built-in check passed and failed on the gpt-4o-mini chat call."""
+    labels = model_labels(**{catalog.AGENT: "", catalog.TOOL: "", catalog.CHECK: check})
+    del labels[catalog.PROVIDER]
+    return {result: registry.get_sample_value(catalog.OUTPUT_CHECKS.name, {**labels, catalog.RESULT: result})
+            for result in catalog.RESULTS}
+
+
+@pytest.mark.parametrize("instrumentation", CAPTURES_OUTPUT)
+def test_json_answer_to_a_json_request_passes_the_valid_json_check(captures, instrumentation):
+    registry = metrics_of(captures[instrumentation][CHAT_JSON.name])
+    assert check_counts(registry, "valid_json") == {catalog.RESULT_PASS: 1.0, catalog.RESULT_FAIL: 0.0}
+
+
+@pytest.mark.parametrize("instrumentation", CAPTURES_OUTPUT)
+def test_fenced_json_answer_to_a_json_request_fails_the_valid_json_check(captures, instrumentation):
+    registry = metrics_of(captures[instrumentation][CHAT_JSON_MALFORMED.name])
+    assert check_counts(registry, "valid_json") == {catalog.RESULT_PASS: 0.0, catalog.RESULT_FAIL: 1.0}
+
+
+@pytest.mark.parametrize("instrumentation", [Instrumentation.OPENAI_V2, Instrumentation.OPENAI_V2_LATEST])
+def test_answer_that_was_not_captured_is_not_checked(captures, instrumentation):
+    registry = metrics_of(captures[instrumentation][CHAT_JSON_MALFORMED.name])
+    assert check_counts(registry, "valid_json") == {catalog.RESULT_PASS: None, catalog.RESULT_FAIL: None}
+
+
+@pytest.mark.parametrize("instrumentation", CAPTURES_OUTPUT)
+def test_plain_text_request_is_not_held_to_json(captures, instrumentation):
+    registry = metrics_of(captures[instrumentation][CHAT_CACHED_REASONING.name])
+    assert check_counts(registry, "valid_json") == {catalog.RESULT_PASS: None, catalog.RESULT_FAIL: None}

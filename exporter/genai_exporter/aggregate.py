@@ -138,6 +138,9 @@ class Aggregator:
         self.agent_run_cost = HistogramFamily(catalog.AGENT_RUN_COST)
         self.agent_run_model_calls = HistogramFamily(catalog.AGENT_RUN_MODEL_CALLS)
         self.agent_run_tool_calls = HistogramFamily(catalog.AGENT_RUN_TOOL_CALLS)
+        self.output_checks = CounterFamily(catalog.OUTPUT_CHECKS)
+        self.evaluation_score = HistogramFamily(catalog.EVALUATION_SCORE)
+        self.evaluations = CounterFamily(catalog.EVALUATIONS)
 
         self.spans_received = 0
         self.spans_ignored = 0
@@ -237,6 +240,18 @@ class Aggregator:
                 for token_type, amount in zip(catalog.TOKEN_TYPES, costs, strict=True):
                     exemplar = Exemplar(obs.trace_id, obs.span_id, amount, timestamp) if amount > 0 else None
                     self.cost.add((service, provider, model, operation, token_type, *dims), amount, exemplar)
+
+        for check, passed in obs.check_results:
+            check = cap(catalog.CHECK, check)
+            # Both results exist from the first check on, so a fail ratio never divides by nothing.
+            for result in catalog.RESULTS:
+                hit = passed == (result == catalog.RESULT_PASS)
+                self.output_checks.add((service, check, result, agent, tool, model, *dims), 1 if hit else 0)
+        for evaluation in obs.evaluations:
+            name = cap(catalog.EVALUATION, evaluation.name)
+            self.evaluations.add((service, name, cap(catalog.LABEL, evaluation.label), *dims), 1)
+            if evaluation.score is not None:
+                self.evaluation_score.observe((service, name, agent, model, *dims), evaluation.score)
 
         self._record_agent_run(obs, service, agent, dims, cost)
 

@@ -36,6 +36,9 @@ FINISH_REASON = "finish_reason"
 REASON = "reason"
 LABEL = "label"
 CODE = "code"
+CHECK = "check"
+RESULT = "result"
+EVALUATION = "evaluation"
 VERSION = "version"
 PYTHON_VERSION = "python_version"
 
@@ -61,6 +64,11 @@ STATUS_ERROR = "error"
 STATUSES = (STATUS_OK, STATUS_ERROR)
 
 FINISH_REASON_TRUNCATED = "length"
+
+# Outcome of a deterministic output check (the `result` label of genai_output_checks_total).
+RESULT_PASS = "pass"
+RESULT_FAIL = "fail"
+RESULTS = (RESULT_PASS, RESULT_FAIL)
 
 # Why a span was rejected (the `reason` label of genai_exporter_spans_rejected_total).
 REJECT_INVALID_TOKENS = "invalid_tokens"
@@ -88,6 +96,8 @@ TIME_TO_FIRST_TOKEN_BUCKETS_SECONDS = DURATION_BUCKETS_SECONDS[:14]
 # gen_ai.invoke_agent.inference_calls / tool_calls buckets from the GenAI semconv.
 AGENT_RUN_CALLS_BUCKETS = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0)
 # Cost of one agent run in USD: from a cheap single call (0.0001) to a runaway run (50).
+# Evaluation scores: judges score on 0..1 (most) or 1..5 / 0..10 scales; 0.1 steps where most land.
+EVALUATION_SCORE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 2.0, 3.0, 4.0, 5.0, 10.0)
 AGENT_RUN_COST_BUCKETS_USD = (
     0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 50.0,
 )
@@ -205,6 +215,30 @@ AGENT_RUN_TOOL_CALLS = MetricSpec(
     buckets=AGENT_RUN_CALLS_BUCKETS,
 )
 
+OUTPUT_CHECKS = MetricSpec(
+    name="genai_output_checks_total",
+    kind=MetricKind.COUNTER,
+    help="Deterministic checks of captured outputs (valid JSON, required fields, expected tool, not "
+    "empty) by result; outputs that were not captured are not checked.",
+    labels=(CHECK, RESULT, AGENT, TOOL, MODEL),
+    domain=True,
+)
+EVALUATION_SCORE = MetricSpec(
+    name="genai_evaluation_score",
+    kind=MetricKind.HISTOGRAM,
+    help="Scores that evaluators (e.g. an LLM as judge) gave GenAI operations, from evaluation result events.",
+    labels=(EVALUATION, AGENT, MODEL),
+    domain=True,
+    buckets=EVALUATION_SCORE_BUCKETS,
+)
+EVALUATIONS = MetricSpec(
+    name="genai_evaluations_total",
+    kind=MetricKind.COUNTER,
+    help="Evaluation results of GenAI operations by the label the evaluator gave (\"\" when it gave none).",
+    labels=(EVALUATION, LABEL),
+    domain=True,
+)
+
 SPANS_RECEIVED = MetricSpec(
     name="genai_exporter_spans_received_total",
     kind=MetricKind.COUNTER,
@@ -292,6 +326,9 @@ DOMAIN_METRICS = (
     AGENT_RUN_COST,
     AGENT_RUN_MODEL_CALLS,
     AGENT_RUN_TOOL_CALLS,
+    OUTPUT_CHECKS,
+    EVALUATION_SCORE,
+    EVALUATIONS,
 )
 SELF_METRICS = (
     SPANS_RECEIVED,

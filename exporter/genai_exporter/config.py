@@ -76,6 +76,9 @@ class CardinalityLimits:
         catalog.TOOL: 1000,
         catalog.ERROR_TYPE: 200,
         catalog.FINISH_REASON: 50,
+        catalog.CHECK: 100,
+        catalog.EVALUATION: 100,
+        catalog.LABEL: 100,
     })
     max_label_value_length: int = 128
     # Agent-run accumulators waiting for their invoke_agent span to end.
@@ -108,6 +111,64 @@ def default_budgets() -> tuple[Budget, ...]:
     )
 
 
+# Kinds of deterministic output checks (genai_output_checks_total).
+CHECK_JSON = "json"                        # the output is valid JSON
+CHECK_REQUIRED_FIELDS = "required_fields"  # ...a JSON object with every listed field set
+CHECK_TOOL_CALLED = "tool_called"          # the step called one of the listed tools
+CHECK_NOT_EMPTY = "not_empty"              # the output has text (not only whitespace) or a tool call
+CHECK_KINDS = (CHECK_JSON, CHECK_REQUIRED_FIELDS, CHECK_TOOL_CALLED, CHECK_NOT_EMPTY)
+CHECK_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
+# A field path: keys separated by dots, list indexes in brackets, e.g. `sources[0].url`.
+_FIELD_PATH_STEP = re.compile(r"([A-Za-z_][A-Za-z0-9_-]*)((?:\[\d+\])*)")
+FieldPath = tuple[str | int, ...]
+
+
+def parse_field_path(text: str) -> FieldPath | None:
+    """The steps of a field path (`answer`, `sources[0].url`), or None when it is not one."""
+    steps: list[str | int] = []
+    for part in text.split("."):
+        match = _FIELD_PATH_STEP.fullmatch(part)
+        if match is None:
+            return None
+        steps.append(match.group(1))
+        steps.extend(int(index) for index in re.findall(r"\d+", match.group(2)))
+    return tuple(steps)
+
+
+@dataclass(frozen=True)
+class SpanMatch:
+    """Which spans a rule applies to: every listed condition must hold; an empty one matches all.
+
+    Models match their snapshots too (`gpt-4o-mini` matches `gpt-4o-mini-2024-07-18`, not
+    `gpt-4o-mini-tts`);
+    attributes compare the span attribute's value as a string.
+    """
+
+    operations: tuple[str, ...] = ()
+    agents: tuple[str, ...] = ()
+    tools: tuple[str, ...] = ()
+    models: tuple[str, ...] = ()
+    # What the request asked the output to be (gen_ai.output.type: json, text...), in any dialect.
+    output_types: tuple[str, ...] = ()
+    attributes: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class OutputCheck:
+    """A deterministic check run on the captured output of the spans it matches."""
+
+    name: str
+    kind: str
+    match: SpanMatch = SpanMatch()
+    fields: tuple[FieldPath, ...] = ()
+    tools: tuple[str, ...] = ()
+
+
+def default_output_checks() -> tuple[OutputCheck, ...]:
+    """A model asked for JSON (gen_ai.output.type json) must answer with valid JSON."""
+    return (OutputCheck("valid_json", CHECK_JSON, SpanMatch(output_types=(semconv.OUTPUT_TYPE_JSON,))),)
+
+
 @dataclass(frozen=True)
 class Config:
     """Everything the exporter needs besides its command-line flags."""
@@ -117,6 +178,7 @@ class Config:
     budgets: tuple[Budget, ...] = field(default_factory=default_budgets)
     limits: CardinalityLimits = field(default_factory=CardinalityLimits)
     server: ServerLimits = field(default_factory=ServerLimits)
+    output_checks: tuple[OutputCheck, ...] = field(default_factory=default_output_checks)
 
 
 class _Problems:
@@ -268,6 +330,72 @@ def _parse_server(raw: Any, problems: _Problems) -> ServerLimits:
     )
 
 
+def _string_list(value: Any, path: str, problems: _Problems) -> tuple[str, ...]:
+    """A string or a list of non-empty strings, as a tuple (rules accept either spelling)."""
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not items or not all(isinstance(i, str) and i for i in items):
+        problems.add(path, f"must be a non-empty string or list of strings, got {value!r}")
+        return ()
+    return tuple(items)
+
+
+def _parse_match(raw: Any, path: str, problems: _Problems) -> SpanMatch:
+    section = _mapping(raw, path, problems)
+    known = {"operation", "agent", "tool", "model", "output_type", "attributes"}
+    _unknown_keys(section, known, path, problems)
+    lists = {key: _string_list(section[key], f"{path}.{key}", problems) if key in section else ()
+             for key in ("operation", "agent", "tool", "model", "output_type")}
+    attributes: list[tuple[str, str]] = []
+    for key, value in _mapping(section.get("attributes"), f"{path}.attributes", problems).items():
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            problems.add(f"{path}.attributes.{key}", f"must be a string or number, got {value!r}")
+            continue
+        attributes.append((str(key), str(value)))
+    return SpanMatch(lists["operation"], lists["agent"], lists["tool"], lists["model"], lists["output_type"],
+                     tuple(attributes))
+
+
+def _parse_output_checks(raw: Any, problems: _Problems) -> tuple[OutputCheck, ...]:
+    if not isinstance(raw, list):
+        problems.add("output_checks", f"must be a list, got {type(raw).__name__}")
+        return ()
+    checks: list[OutputCheck] = []
+    seen: set[str] = set()
+    for index, item in enumerate(raw):
+        path = f"output_checks[{index}]"
+        entry = _mapping(item, path, problems)
+        _unknown_keys(entry, {"name", "kind", "match", "fields", "tools"}, path, problems)
+        name = entry.get("name")
+        if not isinstance(name, str) or not CHECK_NAME_PATTERN.match(name):
+            problems.add(f"{path}.name", f"must be lowercase letters, digits and _ (a label value), got {name!r}")
+            name = None
+        elif name in seen:
+            problems.add(f"{path}.name", f"{name!r} is defined twice")
+        kind = entry.get("kind")
+        if kind not in CHECK_KINDS:
+            problems.add(f"{path}.kind", f"must be one of {', '.join(CHECK_KINDS)}, got {kind!r}")
+        match = _parse_match(entry.get("match"), f"{path}.match", problems)
+        fields: list[FieldPath] = []
+        if kind == CHECK_REQUIRED_FIELDS:
+            for text in _string_list(entry.get("fields"), f"{path}.fields", problems):
+                parsed = parse_field_path(text)
+                if parsed is None:
+                    problems.add(f"{path}.fields", f"{text!r} is not a field path (e.g. answer, sources[0].url)")
+                else:
+                    fields.append(parsed)
+        elif "fields" in entry:
+            problems.add(f"{path}.fields", f"only a {CHECK_REQUIRED_FIELDS} check has fields")
+        tools: tuple[str, ...] = ()
+        if kind == CHECK_TOOL_CALLED:
+            tools = _string_list(entry.get("tools"), f"{path}.tools", problems)
+        elif "tools" in entry:
+            problems.add(f"{path}.tools", f"only a {CHECK_TOOL_CALLED} check has tools")
+        if name and name not in seen and kind in CHECK_KINDS:
+            seen.add(name)
+            checks.append(OutputCheck(name, kind, match, tuple(fields), tools))
+    return tuple(checks)
+
+
 def parse_config(document: Any, source: str, base_dir: Path) -> Config:
     """Check a parsed YAML document and build a Config, or raise ConfigError with every problem."""
     problems = _Problems()
@@ -275,7 +403,8 @@ def parse_config(document: Any, source: str, base_dir: Path) -> Config:
         document = {}
     if not isinstance(document, Mapping):
         raise ConfigError(source, [f"(top level): must be a mapping, got {type(document).__name__}"])
-    _unknown_keys(document, {"dimensions", "prices", "budgets", "limits", "server"}, "", problems)
+    _unknown_keys(document, {"dimensions", "prices", "budgets", "limits", "server", "output_checks"}, "",
+                  problems)
 
     dimensions = default_dimensions()
     if "dimensions" in document:
@@ -300,9 +429,12 @@ def parse_config(document: Any, source: str, base_dir: Path) -> Config:
         budgets = _parse_budgets(document["budgets"] or [], {d.label for d in dimensions}, problems)
     limits = _parse_limits(document.get("limits"), problems)
     server = _parse_server(document.get("server"), problems)
+    output_checks = default_output_checks()
+    if "output_checks" in document:
+        output_checks = _parse_output_checks(document["output_checks"] or [], problems)
     if problems.items:
         raise ConfigError(source, problems.items)
-    return Config(dimensions, tuple(price_files), budgets, limits, server)
+    return Config(dimensions, tuple(price_files), budgets, limits, server, output_checks)
 
 
 def load_config(path: Path | None) -> Config:

@@ -14,7 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from genai_exporter import catalog, semconv
-from genai_exporter.config import Dimension
+from genai_exporter.checks import CapturedOutput, run_check, span_matches
+from genai_exporter.config import Dimension, OutputCheck
 from genai_exporter.records import AttributeValue, SpanEvent, SpanRecord, TokenUsage
 
 # Above these a span is not a GenAI call but a bug or a forgery: reject it rather than let one
@@ -27,6 +28,15 @@ OTHER_ERROR_TYPE = "_OTHER"
 _EMPTY_JSON_VALUES = (None, "", [], {})
 _TRACE_ID_HEX_LENGTH = 32
 _SPAN_ID_HEX_LENGTH = 16
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    """One evaluation result of an operation (gen_ai.evaluation.result): its name, score and label."""
+
+    name: str
+    score: float | None
+    label: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +62,9 @@ class Observation:
     span_id: str
     parent_span_id: str
     end_time_unix_nano: int
+    # (check name, passed) for every configured output check that judged this span's output.
+    check_results: tuple[tuple[str, bool], ...] = ()
+    evaluations: tuple[Evaluation, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +103,11 @@ _COMPLETION_TEXT = "completion_text"
 _COMPLETION_TOOL_CALL = "completion_tool_call"
 _LANGFUSE_USAGE = "langfuse_usage"
 _INVOCATION_PARAMETERS = "invocation_parameters"
+_OUTPUT_TYPE = "output_type"
+_STRUCTURED_OUTPUT_SCHEMA = "structured_output_schema"
+_EVALUATION_NAME = "evaluation_name"
+_EVALUATION_SCORE = "evaluation_score"
+_EVALUATION_LABEL = "evaluation_label"
 
 
 def _roles() -> dict[str, tuple[str, int]]:
@@ -105,6 +123,9 @@ def _roles() -> dict[str, tuple[str, int]]:
         semconv.OPENINFERENCE_OUTPUT_VALUE: (_OUTPUT_VALUE, 0),
         semconv.LANGFUSE_USAGE_DETAILS: (_LANGFUSE_USAGE, 0),
         semconv.OPENINFERENCE_INVOCATION_PARAMETERS: (_INVOCATION_PARAMETERS, 0),
+        semconv.STRUCTURED_OUTPUT_SCHEMA: (_STRUCTURED_OUTPUT_SCHEMA, 0),
+        semconv.EVALUATION_NAME: (_EVALUATION_NAME, 0),
+        semconv.EVALUATION_SCORE_LABEL: (_EVALUATION_LABEL, 0),
     }
     groups = (
         (_PROVIDER, semconv.PROVIDER_ALIASES),
@@ -122,6 +143,8 @@ def _roles() -> dict[str, tuple[str, int]]:
         (_TOOL_RESULT, semconv.TOOL_CALL_RESULT_ALIASES),
         (_COMPLETION_TEXT, semconv.COMPLETION_TEXT_ALIASES),
         (_COMPLETION_TOOL_CALL, semconv.COMPLETION_TOOL_CALL_ALIASES),
+        (_EVALUATION_SCORE, semconv.EVALUATION_SCORE_VALUE_ALIASES),
+        (_OUTPUT_TYPE, semconv.OUTPUT_TYPE_ALIASES),
     )
     for concept, aliases in groups:
         for rank, key in enumerate(aliases):
@@ -364,15 +387,136 @@ def _tool_call_empty(found: Mapping[str, AttributeValue]) -> bool:
     return result is not None and _result_empty(result)
 
 
+def _json_value(value: AttributeValue) -> object:
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except (ValueError, RecursionError):
+            return None
+    return None
+
+
+def _output_type(found: Mapping[str, AttributeValue]) -> str:
+    """What the request asked the output to be (gen_ai.output.type), whichever dialect says it."""
+    value = _text(found.get(_OUTPUT_TYPE)).strip().lower()
+    if value in semconv.JSON_RESPONSE_FORMATS:
+        return semconv.OUTPUT_TYPE_JSON
+    if value:
+        return value
+    if _json_object(found.get(_STRUCTURED_OUTPUT_SCHEMA)):
+        return semconv.OUTPUT_TYPE_JSON  # a schema for the output is only ever a JSON one
+    response_format = _json_object(found.get(_INVOCATION_PARAMETERS)).get(
+        semconv.INVOCATION_PARAMETERS_RESPONSE_FORMAT_KEY)
+    if isinstance(response_format, dict) and response_format.get(
+            semconv.RESPONSE_FORMAT_TYPE_KEY) in semconv.JSON_RESPONSE_FORMATS:
+        return semconv.OUTPUT_TYPE_JSON
+    return ""
+
+
+def _output_messages_content(value: AttributeValue) -> CapturedOutput | None:
+    """Text of the first output message and every tool call, from captured gen_ai.output.messages."""
+    messages = _json_value(value)
+    if not isinstance(messages, list):
+        return None
+    texts: list[str] = []
+    tool_calls: list[str] = []
+    for index, message in enumerate(messages):
+        parts = message.get(semconv.OUTPUT_MESSAGE_PARTS) if isinstance(message, dict) else None
+        for part in parts if isinstance(parts, list) else ():
+            if not isinstance(part, dict):
+                continue
+            kind = part.get(semconv.OUTPUT_PART_TYPE)
+            content = part.get(semconv.OUTPUT_PART_CONTENT)
+            if index == 0 and kind == semconv.OUTPUT_PART_TEXT_TYPE and isinstance(content, str):
+                texts.append(content)
+            elif kind == semconv.OUTPUT_PART_TOOL_CALL_TYPE:
+                tool_calls.append(_text(part.get(semconv.OUTPUT_PART_TOOL_NAME)))
+    return CapturedOutput("".join(texts) if texts or not tool_calls else None, tuple(tool_calls))
+
+
+def _tool_call_names(value: AttributeValue) -> tuple[str, ...]:
+    """Tool names from a dialect's tool-call attribute: a name, or Vercel's JSON array of calls."""
+    calls = _json_value(value)
+    if isinstance(calls, list):
+        return tuple(_text(call.get(semconv.VERCEL_TOOL_CALL_NAME_KEY)) for call in calls if isinstance(call, dict))
+    name = _text(value).strip()
+    return (name,) if name else ()
+
+
+def _captured_text(value: AttributeValue) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, tuple | dict):
+        return json.dumps(value, default=str)
+    return _text(value)
+
+
+def _captured_output(found: Mapping[str, AttributeValue], layer: str, tool: str) -> CapturedOutput | None:
+    """What the step produced, if its span captured it; None when nothing was captured."""
+    if layer == catalog.LAYER_TOOL:
+        result = found.get(_TOOL_RESULT)
+        if result is None:
+            result = found.get(_OUTPUT_VALUE)
+        return None if result is None else CapturedOutput(_captured_text(result), (tool,) if tool else ())
+    messages = found.get(_OUTPUT_MESSAGES)
+    if messages is not None:
+        return _output_messages_content(messages)
+    text = found.get(_COMPLETION_TEXT)
+    calls = found.get(_COMPLETION_TOOL_CALL)
+    if text is None and calls is None:
+        return None
+    return CapturedOutput(None if text is None else _captured_text(text),
+                          () if calls is None else _tool_call_names(calls))
+
+
+def _score(value: AttributeValue | None) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        score = float(value)
+    except ValueError:
+        return None
+    return score if math.isfinite(score) else None
+
+
+def _evaluation(attributes: Mapping[str, AttributeValue]) -> Evaluation | None:
+    name = _text(attributes.get(semconv.EVALUATION_NAME)).strip()
+    if not name:
+        return None
+    score = None
+    for key in semconv.EVALUATION_SCORE_VALUE_ALIASES:
+        if key in attributes:
+            score = _score(attributes[key])
+            break
+    return Evaluation(name, score, _text(attributes.get(semconv.EVALUATION_SCORE_LABEL)).strip())
+
+
+def _evaluations(span: SpanRecord, found: Mapping[str, AttributeValue]) -> tuple[Evaluation, ...]:
+    """Evaluation results on the span: its gen_ai.evaluation.result events, or its own attributes."""
+    results = []
+    for event in span.events:
+        if event.name == semconv.EVALUATION_RESULT_EVENT:
+            evaluation = _evaluation(event.attributes)
+            if evaluation is not None:
+                results.append(evaluation)
+    if _EVALUATION_NAME in found:
+        evaluation = _evaluation(span.attributes)
+        if evaluation is not None:
+            results.append(evaluation)
+    return tuple(results)
+
+
 class Normalizer:
     """Turns SpanRecords into Observations for one configuration of dimensions."""
 
-    def __init__(self, dimensions: Sequence[Dimension]) -> None:
+    def __init__(self, dimensions: Sequence[Dimension], output_checks: Sequence[OutputCheck] = ()) -> None:
         self._dimension_attributes = tuple(d.attributes for d in dimensions)
+        self._output_checks = tuple(output_checks)
         self.keep_attributes: frozenset[str] = frozenset(
             semconv.metric_attribute_keys()
             | {semconv.SERVICE_NAME}
             | {key for d in dimensions for key in d.attributes}
+            | {key for check in self._output_checks for key, _ in check.match.attributes}
         )
         """Attribute keys this normalizer reads; receivers may drop every other key unconverted."""
 
@@ -408,7 +552,10 @@ class Normalizer:
                 found_keys[concept] = key
         operation = _operation(found)
         if operation is None:
-            return None
+            if _EVALUATION_NAME not in found and not any(
+                    event.name == semconv.EVALUATION_RESULT_EVENT for event in span.events):
+                return None
+            operation = semconv.OP_EVALUATE
 
         if len(span.trace_id) != _TRACE_ID_HEX_LENGTH or len(span.span_id) != _SPAN_ID_HEX_LENGTH:
             return Rejection(catalog.REJECT_INVALID_SPAN,
@@ -445,15 +592,22 @@ class Normalizer:
             if ttft is None and span.events:
                 ttft = _first_chunk_seconds(span)
 
+        model = _model(found)
+        agent = _text(found.get(_AGENT)).strip()
+        tool = _text(found.get(_TOOL)).strip()
+        check_results: tuple[tuple[str, bool], ...] = ()
+        if self._output_checks and not is_error:
+            check_results = self._check(span, found, operation, layer, agent, tool, model)
+
         return Observation(
             service=_text(span.resource_attributes.get(semconv.SERVICE_NAME)) or UNKNOWN_SERVICE,
             dimensions=self._dimensions(span),
             layer=layer,
             operation=operation,
             provider=_provider(found, found_keys.get(_PROVIDER)),
-            model=_model(found),
-            agent=_text(found.get(_AGENT)).strip(),
-            tool=_text(found.get(_TOOL)).strip(),
+            model=model,
+            agent=agent,
+            tool=tool,
             error=is_error,
             error_type=error_type,
             duration_seconds=duration,
@@ -465,4 +619,29 @@ class Normalizer:
             span_id=span.span_id,
             parent_span_id=span.parent_span_id,
             end_time_unix_nano=end,
+            check_results=check_results,
+            evaluations=_evaluations(span, found) if span.events or _EVALUATION_NAME in found else (),
         )
+
+    def _check(self, span: SpanRecord, found: Mapping[str, AttributeValue], operation: str, layer: str,
+               agent: str, tool: str, model: str) -> tuple[tuple[str, bool], ...]:
+        """Run the output checks whose rule matches the span on what the span captured."""
+        def attribute(key: str) -> str | None:
+            value = span.attributes.get(key)
+            return None if value is None else _text(value)
+
+        output_type = _output_type(found)
+        matching = [check for check in self._output_checks
+                    if span_matches(check.match, operation=operation, agent=agent, tool=tool, model=model,
+                                    output_type=output_type, attribute=attribute)]
+        if not matching:
+            return ()
+        output = _captured_output(found, layer, tool)
+        if output is None:
+            return ()
+        results = []
+        for check in matching:
+            passed = run_check(check, output)
+            if passed is not None:
+                results.append((check.name, passed))
+        return tuple(results)

@@ -31,7 +31,7 @@ class Pipeline:
     def __init__(self, config: Config | None = None, prices: PriceTable | None = None) -> None:
         self.config = config if config is not None else Config()
         self._prices = prices if prices is not None else load_price_table(self.config.price_files)
-        self._normalizer = Normalizer(self.config.dimensions)
+        self._normalizer = Normalizer(self.config.dimensions, self.config.output_checks)
         self._lock = threading.Lock()
         self._aggregator = Aggregator(
             [d.label for d in self.config.dimensions],

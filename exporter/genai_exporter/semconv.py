@@ -234,6 +234,16 @@ TIME_TO_FIRST_CHUNK_ALIASES = (
 # Vercel reports time to first chunk in milliseconds.
 TIME_TO_FIRST_CHUNK_MS_ALIASES = ("ai.response.msToFirstChunk",)
 OUTPUT_TYPE = "gen_ai.output.type"
+# What the request asked the output to be: json when any dialect says structured JSON was asked for.
+OUTPUT_TYPE_ALIASES = (
+    OUTPUT_TYPE,
+    "gen_ai.openai.request.response_format",      # deprecated in semconv 1.31: json_object, json_schema
+)
+STRUCTURED_OUTPUT_SCHEMA = "gen_ai.request.structured_output_schema"  # OpenLLMetry: the response_format
+INVOCATION_PARAMETERS_RESPONSE_FORMAT_KEY = "response_format"         # in OpenInference's parameters
+RESPONSE_FORMAT_TYPE_KEY = "type"
+# OpenAI response_format types that ask for JSON, as old dialects report them.
+JSON_RESPONSE_FORMATS = frozenset({"json_object", "json_schema"})
 # OpenInference puts the request parameters, the model among them, in one JSON attribute; on an
 # error span that is the only place the model appears.
 OPENINFERENCE_INVOCATION_PARAMETERS = "llm.invocation_parameters"
@@ -283,6 +293,26 @@ OUTPUT_PART_TYPE = "type"
 OUTPUT_PART_CONTENT = "content"
 OUTPUT_MESSAGE_PARTS = "parts"
 OUTPUT_PART_TEXT_TYPES = frozenset({"text", "reasoning"})
+# The part that holds the answer itself (reasoning parts are the model's working, not its answer).
+OUTPUT_PART_TEXT_TYPE = "text"
+
+# Output text and tool calls, for the deterministic output checks (content is read, never exported).
+OUTPUT_TYPE_JSON = "json"
+OUTPUT_PART_TOOL_CALL_TYPE = "tool_call"
+OUTPUT_PART_TOOL_NAME = "name"
+# Vercel's ai.response.toolCalls is a JSON array of {toolCallType, toolCallId, toolName, args}.
+VERCEL_TOOL_CALL_NAME_KEY = "toolName"
+
+# --- Evaluation results (LLM-as-judge and other evaluators) ---------------------------------------
+# The GenAI semconv event, emitted on (or parented to) the span of the operation it evaluates.
+EVALUATION_RESULT_EVENT = "gen_ai.evaluation.result"
+EVALUATION_NAME = "gen_ai.evaluation.name"
+EVALUATION_SCORE_VALUE_ALIASES = (
+    "gen_ai.evaluation.score.value",
+    "gen_ai.evaluation.score",                    # early drafts of the evaluation event (Strands)
+)
+EVALUATION_SCORE_LABEL = "gen_ai.evaluation.score.label"
+EVALUATION_EXPLANATION = "gen_ai.evaluation.explanation"
 
 # --- Dimensions (defaults of the exporter config; users configure their own) --------------------
 DEFAULT_USER_TIER_ATTRIBUTES = (
@@ -324,9 +354,9 @@ def metric_attribute_keys() -> frozenset[str]:
     """Every span attribute key normalize reads, so a receiver can skip all others unconverted."""
     keys: set[str] = {
         OPERATION_NAME, OPENINFERENCE_SPAN_KIND, TRACELOOP_SPAN_KIND, TRACELOOP_LLM_REQUEST_TYPE,
-        VERCEL_OPERATION_ID, LANGFUSE_OBSERVATION_TYPE, LANGFUSE_USAGE_DETAILS, OUTPUT_TYPE,
+        VERCEL_OPERATION_ID, LANGFUSE_OBSERVATION_TYPE, LANGFUSE_USAGE_DETAILS, STRUCTURED_OUTPUT_SCHEMA,
         ERROR_TYPE, OUTPUT_MESSAGES, OPENINFERENCE_OUTPUT_VALUE, OPENINFERENCE_INVOCATION_PARAMETERS,
-        EXCEPTION_TYPE,
+        EXCEPTION_TYPE, EVALUATION_NAME, EVALUATION_SCORE_LABEL,
     }
     for group in (
         PROVIDER_ALIASES, MODEL_ALIASES, INPUT_TOKENS_ALIASES, OUTPUT_TOKENS_ALIASES,
@@ -334,6 +364,7 @@ def metric_attribute_keys() -> frozenset[str]:
         REASONING_TOKENS_ALIASES, FINISH_REASONS_ALIASES, TIME_TO_FIRST_CHUNK_ALIASES,
         TIME_TO_FIRST_CHUNK_MS_ALIASES, AGENT_NAME_ALIASES, TOOL_NAME_ALIASES,
         TOOL_CALL_RESULT_ALIASES, COMPLETION_TEXT_ALIASES, COMPLETION_TOOL_CALL_ALIASES,
+        EVALUATION_SCORE_VALUE_ALIASES, OUTPUT_TYPE_ALIASES,
     ):
         keys.update(group)
     return frozenset(keys)

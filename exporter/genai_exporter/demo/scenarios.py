@@ -28,6 +28,7 @@ RETRY_LOOP = "retry_loop"
 TRUNCATION = "truncation"
 TIER_SPIKE = "tier_spike"
 UNPRICED_MODEL = "unpriced_model"
+QUALITY_REGRESSION = "quality_regression"
 
 SCENARIO_DESCRIPTIONS = {
     TOOL_OUTAGE: "search_docs returns [] with status OK on every call (the silent integration failure)",
@@ -38,6 +39,8 @@ SCENARIO_DESCRIPTIONS = {
     "max_tokens with finish_reason length",
     TIER_SPIKE: "free-tier users paste huge documents: free-tier tokens jump far above 1000 tokens/s",
     UNPRICED_MODEL: "code-reviewer switches to provider acme, model acme-reasoner-1, which has no price",
+    QUALITY_REGRESSION: "gpt-4.1 starts wrapping its JSON answers in markdown fences and dropping fields; "
+    "the judge scores its answers far lower",
 }
 SCENARIOS: tuple[str, ...] = tuple(SCENARIO_DESCRIPTIONS)
 

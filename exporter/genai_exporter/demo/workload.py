@@ -24,7 +24,7 @@ import math
 import random
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -40,6 +40,7 @@ from opentelemetry.util.types import AttributeValue
 from genai_exporter import semconv
 from genai_exporter.demo.scenarios import (
     PROVIDER_OUTAGE,
+    QUALITY_REGRESSION,
     RETRY_LOOP,
     TIER_SPIKE,
     TOOL_OUTAGE,
@@ -104,6 +105,18 @@ BASELINE_MODEL_ERROR_TYPES = (("RateLimitError", 0.5), ("APITimeoutError", 0.3),
 BASELINE_MODEL_ERROR_EVERY = 100
 BASELINE_TOOL_ERROR_EVERY = 100
 BASELINE_EMPTY_SEARCH_EVERY = 40
+# Quiet failures of a healthy system: now and then a malformed JSON answer or a tool the agent has
+# no business calling. The output checks count them (genai_output_checks_total).
+BASELINE_MALFORMED_JSON_EVERY = 60
+BASELINE_WRONG_TOOL_EVERY = 50
+# An LLM judge scores this share of final answers (gen_ai.evaluation.result events).
+JUDGE_SAMPLE_SHARE = 0.25
+JUDGE_EVALUATION = "answer_relevance"
+JUDGE_PASS_SCORE = 0.5
+JUDGE_LABEL_PASS = "relevant"
+JUDGE_LABEL_FAIL = "irrelevant"
+# What the message finish_reason of gen_ai.output.messages says for each span finish reason.
+_MESSAGE_FINISH_REASON = {"stop": "stop", "length": "length", "tool_calls": "tool_call"}
 
 
 def _lognormal(rng: random.Random, median: float, sigma: float, low: float, high: float) -> float:
@@ -298,6 +311,24 @@ AGENTS = (SUPPORT_TRIAGE, RESEARCH_ASSISTANT, CODE_REVIEWER, SQL_ANALYST)
 RETRY_LOOP_AGENT = SQL_ANALYST
 UNPRICED_AGENT = CODE_REVIEWER
 RETRY_LOOP_STEPS = (10, 20)
+# Answers as JSON ({"summary", "sql", "row_count"}, gen_ai.output.type json): the checks' target.
+JSON_ANSWER_AGENT = SQL_ANALYST
+JSON_ANSWER_FIELDS = ("summary", "sql", "row_count")
+# Calls this tool now and then, though its tools do not include it: the tool-choice check's target.
+WRONG_TOOL_AGENT = SUPPORT_TRIAGE
+WRONG_TOOL = WEB_SEARCH
+# The model whose answers degrade under the quality_regression scenario.
+REGRESSING_MODEL = GPT_4_1
+_TEXT_ANSWERS = {
+    SUPPORT_TRIAGE.name: ("Your order has shipped and should arrive within two business days.",
+                          "I reset the sign-in link; check your inbox for a message from us.",
+                          "I opened a ticket for the refund; our billing team answers within a day."),
+    RESEARCH_ASSISTANT.name: ("Three sources agree: partial indexes cut the index size by 80% for this query.",
+                              "The recommended timeout pattern is asyncio.timeout() around the awaited call."),
+    CODE_REVIEWER.name: ("Two issues: the retry loop has no backoff, and the SQL string is built by "
+                         "concatenation. Suggested fixes inline.",
+                         "Looks good. One nit: the new helper lacks a docstring."),
+}
 FAILED_QUERY_RESULT_TOKENS = 40
 
 
@@ -313,6 +344,8 @@ class _Step:
     own_s: float
     children: list[_Step] = field(default_factory=list)
     error_type: str = ""
+    # (name, attributes) of span events recorded as the step ends, e.g. evaluation results.
+    events: list[tuple[str, dict[str, AttributeValue]]] = field(default_factory=list)
 
     def duration_ns(self) -> int:
         return round(self.own_s * 1e9) + sum(child.duration_ns() for child in self.children)
@@ -323,6 +356,12 @@ class _Step:
 
     def errors(self) -> int:
         return (1 if self.error_type else 0) + sum(child.errors() for child in self.children)
+
+    def walk(self) -> Iterator[_Step]:
+        """This step and every step beneath it, in the order they run."""
+        yield self
+        for child in self.children:
+            yield from child.walk()
 
 
 @dataclass
@@ -343,6 +382,8 @@ class _Planner:
         self._model_errors = _Rare(BASELINE_MODEL_ERROR_EVERY, rng)
         self._tool_errors = _Rare(BASELINE_TOOL_ERROR_EVERY, rng)
         self._empty_searches = _Rare(BASELINE_EMPTY_SEARCH_EVERY, rng)
+        self._malformed_json = _Rare(BASELINE_MALFORMED_JSON_EVERY, rng)
+        self._wrong_tools = _Rare(BASELINE_WRONG_TOOL_EVERY, rng)
 
     def plan(self, agent: AgentProfile, tier: str, active: frozenset[str]) -> _Step:
         """The step tree of one run of `agent` for a user of `tier`, under the active scenarios."""
@@ -365,13 +406,13 @@ class _Planner:
 
         if RETRY_LOOP in active and agent is RETRY_LOOP_AGENT:
             for attempt in range(rng.randint(*RETRY_LOOP_STEPS)):
-                steps += self._chat(run, model, final=False, slowdown=1 + 0.25 * attempt)
+                steps += self._chat(run, model, final=False, slowdown=1 + 0.25 * attempt, tools=(RUN_SQL,))
                 steps.append(self._tool(run, RUN_SQL, slowdown=1 + 0.1 * attempt, failed_query=True))
         else:
             for _ in range(_pick(rng, agent.tool_rounds)):
-                steps += self._chat(run, model, final=False)
-                for _ in range(_pick(rng, agent.tools_per_round)):
-                    steps.append(self._tool(run, _pick(rng, agent.tools)))
+                tools = tuple(self._choose_tool(agent) for _ in range(_pick(rng, agent.tools_per_round)))
+                steps += self._chat(run, model, final=False, tools=tools)
+                steps += [self._tool(run, tool) for tool in tools]
         steps += self._chat(run, model, final=True, truncate=truncating)
         return _Step(
             f"{semconv.OP_INVOKE_AGENT} {agent.name}", SpanKind.INTERNAL,
@@ -403,8 +444,13 @@ class _Planner:
                       semconv.AGENT_NAME: run.agent.name},
                      own_s=_lognormal(rng, 0.09, 0.5, 0.01, 1.5), children=[embeddings])
 
+    def _choose_tool(self, agent: AgentProfile) -> Tool:
+        if agent is WRONG_TOOL_AGENT and self._wrong_tools():
+            return WRONG_TOOL
+        return _pick(self._rng, agent.tools)
+
     def _chat(self, run: _Conversation, model: Model, *, final: bool, truncate: bool = False,
-              slowdown: float = 1.0) -> list[_Step]:
+              slowdown: float = 1.0, tools: tuple[Tool, ...] = ()) -> list[_Step]:
         """A model call as the agent sees it: failed attempts first (retried or failed over)."""
         steps: list[_Step] = []
         if PROVIDER_OUTAGE in run.active and model.provider == OUTAGE_PROVIDER:
@@ -412,7 +458,8 @@ class _Planner:
             model = FALLBACK_MODEL
         elif self._model_errors():
             steps.append(self._failed_chat(run, model, _pick(self._rng, BASELINE_MODEL_ERROR_TYPES)))
-        steps.append(self._successful_chat(run, model, final=final, truncate=truncate, slowdown=slowdown))
+        steps.append(self._successful_chat(run, model, final=final, truncate=truncate, slowdown=slowdown,
+                                           tools=tools))
         return steps
 
     def _chat_attributes(self, run: _Conversation, model: Model, stream: bool) -> dict[str, AttributeValue]:
@@ -432,7 +479,7 @@ class _Planner:
                      own_s=latency, error_type=error_type)
 
     def _successful_chat(self, run: _Conversation, model: Model, *, final: bool, truncate: bool,
-                         slowdown: float) -> _Step:
+                         slowdown: float, tools: tuple[Tool, ...]) -> _Step:
         rng = self._rng
         agent = run.agent
         prompt = run.context_tokens
@@ -463,8 +510,49 @@ class _Planner:
             attributes[semconv.CACHE_WRITE_TOKENS] = write
         if stream:
             attributes[semconv.TIME_TO_FIRST_CHUNK] = round(first_token_s * slowdown, 4)
+        regressing = QUALITY_REGRESSION in run.active and model is REGRESSING_MODEL
+        events: list[tuple[str, dict[str, AttributeValue]]] = []
+        if final:
+            json_answer = agent is JSON_ANSWER_AGENT
+            text = self._json_answer(regressing) if json_answer else rng.choice(_TEXT_ANSWERS[agent.name])
+            if truncate:
+                text = text[: len(text) // 2]
+            if json_answer:
+                attributes[semconv.OUTPUT_TYPE] = semconv.OUTPUT_TYPE_JSON
+            parts: list[dict[str, Any]] = [{"type": "text", "content": text}]
+            if rng.random() < JUDGE_SAMPLE_SHARE:
+                events.append(self._judgement(regressing))
+        else:
+            parts = [{"type": "tool_call", "id": f"call_{rng.getrandbits(96):024x}", "name": tool.name,
+                      "arguments": {}} for tool in tools]
+        attributes[semconv.OUTPUT_MESSAGES] = json.dumps(
+            [{"role": "assistant", "parts": parts, "finish_reason": _MESSAGE_FINISH_REASON[finish]}])
         run.context_tokens += output
-        return _Step(f"{semconv.OP_CHAT} {model.name}", SpanKind.CLIENT, attributes, own_s=duration * slowdown)
+        return _Step(f"{semconv.OP_CHAT} {model.name}", SpanKind.CLIENT, attributes, own_s=duration * slowdown,
+                     events=events)
+
+    def _json_answer(self, regressing: bool) -> str:
+        """A JSON answer of the JSON agent: well-formed, or broken the way models break it."""
+        rng = self._rng
+        answer = {"summary": rng.choice(("Revenue grew 12% quarter over quarter, led by EMEA.",
+                                         "Active accounts are flat; churn is concentrated in the free plan.")),
+                  "sql": rng.choice(_SQL_QUERIES), "row_count": rng.randint(3, 12)}
+        if regressing and rng.random() < 0.4:
+            return f"```json\n{json.dumps(answer, indent=2)}\n```"  # fenced: not JSON any more
+        if regressing and rng.random() < 0.35:
+            del answer["sql"]
+        text = json.dumps(answer)
+        return text[: len(text) * 2 // 3] if self._malformed_json() else text
+
+    def _judgement(self, regressing: bool) -> tuple[str, dict[str, AttributeValue]]:
+        """An LLM judge's evaluation result of a final answer, as the GenAI semconv event."""
+        score = round(min(1.0, max(0.0, self._rng.gauss(0.45 if regressing else 0.86, 0.12 if regressing else 0.07))),
+                      3)
+        return semconv.EVALUATION_RESULT_EVENT, {
+            semconv.EVALUATION_NAME: JUDGE_EVALUATION,
+            semconv.EVALUATION_SCORE_VALUE_ALIASES[0]: score,
+            semconv.EVALUATION_SCORE_LABEL: JUDGE_LABEL_PASS if score >= JUDGE_PASS_SCORE else JUDGE_LABEL_FAIL,
+        }
 
     def _cache(self, run: _Conversation, model: Model, prompt: float) -> tuple[float, float]:
         """Prompt-cache (read, write) tokens as each provider bills them, in real sizes.
@@ -544,9 +632,12 @@ def _emit(tracer: trace.Tracer, step: _Step, start_ns: int, parent: Context) -> 
     for child in step.children:
         _emit(tracer, child, cursor, inner)
         cursor += child.duration_ns()
+    end_ns = cursor + own_ns - own_ns // 2
+    for name, attributes in step.events:
+        span.add_event(name, attributes, timestamp=end_ns)
     if step.error_type:
         span.set_status(Status(StatusCode.ERROR, step.error_type))
-    span.end(end_time=cursor + own_ns - own_ns // 2)
+    span.end(end_time=end_ns)
     return span
 
 
@@ -630,14 +721,23 @@ class DemoWorkload:
 
     def _log_run(self, agent: AgentProfile, tier: str, feature: str, root: _Step, context: Context,
                  end_ns: int) -> None:
+        """A structured decision log of the run, carrying its trace id (Loki links it to Tempo)."""
         errors = root.errors()
+        steps = list(root.walk())
+        models = sorted({str(step.attributes[semconv.REQUEST_MODEL]) for step in steps
+                         if semconv.REQUEST_MODEL in step.attributes})
+        tools = [str(step.attributes[semconv.TOOL_NAME]) for step in steps if semconv.TOOL_NAME in step.attributes]
+        finishes = [step.attributes.get(semconv.FINISH_REASONS) for step in steps]
+        outcome = "truncated" if (FINISH_LENGTH,) in finishes else "answered"
         self._logger.emit(LogRecord(
             timestamp=end_ns, context=context,
             severity_number=SeverityNumber.WARN if errors else SeverityNumber.INFO,
             severity_text="WARN" if errors else "INFO",
-            body=f"{agent.name} run finished: {root.count(semconv.OP_CHAT)} model calls, "
-                 f"{root.count(semconv.OP_EXECUTE_TOOL)} tool calls, {errors} failed steps",
-            attributes={semconv.AGENT_NAME: agent.name, semconv.USER_TIER: tier, semconv.APP_FEATURE: feature},
+            body=f"{agent.name} run {outcome}: {root.count(semconv.OP_CHAT)} model calls "
+                 f"({', '.join(models)}), {len(tools)} tool calls ({', '.join(tools) or 'none'}), "
+                 f"{errors} failed steps",
+            attributes={semconv.AGENT_NAME: agent.name, semconv.USER_TIER: tier, semconv.APP_FEATURE: feature,
+                        semconv.REQUEST_MODEL: tuple(models), semconv.TOOL_NAME: tuple(tools)},
         ))
 
     def start(self) -> None:
