@@ -1,5 +1,5 @@
 """Exporter health dashboard: is genai-exporter up, receiving and accepting spans, within its
-label caps, and how much does scraping it cost."""
+label caps, and how much do scraping and running it cost."""
 
 from __future__ import annotations
 
@@ -198,8 +198,9 @@ def build(scope: queries.Scope) -> lib.PortableDashboard:
     return lib.genai_dashboard(
         uid=UID,
         title="GenAI exporter health",
-        description="Health of genai-exporter itself: up, version, spans received, rejected and "
-                    "ignored, OTLP request codes, label overflow, scrape cost and cardinality.",
+        description="Health of genai-exporter itself: up, version, spans received, rejected, "
+                    "ignored and dropped, OTLP request codes, label overflow, scrape cost, memory, "
+                    "CPU and cardinality.",
         sections=_sections(scope),
         variables=[*lib.domain_variables(scope), *lib.scrape_variables()],
     )

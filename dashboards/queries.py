@@ -5,6 +5,11 @@ Metric and label names come from `genai_exporter.catalog` and span attribute nam
 silently emptying a panel. Queries use Grafana's variables: `$__rate_interval` for rates over
 time, `$__range` for totals over the dashboard's time range, and one filter variable per filter
 label, named after the label (`$service`, `$model`, `$user_tier`, ...).
+
+They read the exporter's series, not the recording rules of `alerts.rules`, although some rules
+compute the same thing: a rule fixes its window (5m, where `$__rate_interval` follows the zoom) and
+its labels (the dimension filters need labels the rules drop), recorded series carry no exemplars,
+and a dashboard imported elsewhere must work without our rule file loaded.
 """
 
 from __future__ import annotations
@@ -386,8 +391,12 @@ def tool_is(tool: str) -> str:
 
 
 def model_is(model: str) -> str:
-    """Spans of one model, under any of its attribute names."""
-    return _any_attribute(semconv.MODEL_ALIASES, f"= {_quote(model)}")
+    """Spans of one model, under any of its attribute names. The exporter's model label is the
+    canonical name of the model's price entry, which the span's model contains rather than equals
+    when it is a dated variant or carries a provider prefix (gpt-4o-mini-2024-07-18,
+    openai/gpt-4o-mini): match it anywhere, in any case. A price-table alias spelt differently
+    (claude-sonnet-4.5 for claude-sonnet-4-5) is not found."""
+    return _any_attribute(semconv.MODEL_ALIASES, f"=~ {_quote('(?i).*' + model + '.*')}")
 
 
 # Where a tool span carries its result: the semconv attribute, older dialects, and OpenInference's

@@ -533,6 +533,21 @@ def test_tool_links_search_for_failed_or_empty_calls_of_the_clicked_tool() -> No
             assert "status = error" in traceql and f"=~ `{queries.EMPTY_RESULT_PATTERN}`" in traceql
 
 
+@pytest.mark.parametrize(("span_model", "found"), [
+    ("gpt-4o-mini", True), ("gpt-4o-mini-2024-07-18", True), ("openai/gpt-4o-mini", True), ("GPT-4o-mini", True),
+    ("gpt-4o", False), ("claude-sonnet-4-5", False),
+])
+def test_model_links_find_the_spans_of_every_variant_counted_under_the_model(span_model: str, found: bool) -> None:
+    # The exporter counts dated and provider-prefixed variants under the price entry's name.
+    document = grafana.document_with_uid(reliability.UID)
+    (link,) = _links(grafana.panel_titled(document, "Model error ratio"))
+    traceql = _explore_pane(link["url"])["queries"][0]["query"]
+    patterns = re.findall(r'span\.gen_ai\.response\.model =~ "([^"]*)"', traceql)
+    assert len(patterns) == 1
+    pattern = patterns[0].replace("${__field.labels.model}", "gpt-4o-mini")
+    assert bool(re.fullmatch(pattern, span_model)) is found
+
+
 def test_link_placeholders_name_labels_the_clicked_series_or_row_has() -> None:
     for panel, link in _linked_panels():
         placeholders = set(re.findall(r"\$\{__(?:field\.labels|data\.fields)\.(\w+)\}", unquote(link["url"])))
