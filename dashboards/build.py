@@ -54,7 +54,8 @@ and pick your Prometheus, Tempo and Loki datasources when asked. They need:
 
 **Variables**: `datasource`, `tempo` and `loki` pick the datasources; `service`, `provider`,
 `model` and one variable per dimension label (`user_tier`, `feature` by default) filter every
-panel whose metric has that label; the exporter health dashboard adds `job` and `instance`.
+panel whose metric has that label (budget panels only by the budget's own labels: a budget covers
+all of its group's usage); the exporter health dashboard adds `job` and `instance`.
 Variable values carry over between the three dashboards through the GenAI dashboards links.
 If your exporter config has other dimension labels, build matching dashboards with
 `python -m dashboards.build --config exporter.yml --out my-dashboards/`.

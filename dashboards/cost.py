@@ -10,6 +10,9 @@ from genai_exporter import catalog
 
 UID = "genai-cost"
 
+# What a budget panel counts, so nobody reads a filtered view as the whole budget's usage.
+BUDGET_SCOPE = ("Usage counts every service, provider, model and other dimension value: a budget covers "
+                "all of its group's usage. Groups without a budget are not shown.")
 # The exporter exposes no prices, so the uncached input price is derived from its metrics; say how.
 CACHE_SAVINGS_ESTIMATE = (
     "What the cache-read tokens would have cost at the model's uncached input price, minus what they "
@@ -170,8 +173,7 @@ def _sections(scope: queries.Scope) -> list[Section]:
                 question="How close is each budgeted group to its token budget?",
                 details="Tokens per second of each group as a fraction of its "
                         f"{catalog.BUDGET_TOKENS_PER_SECOND.name} budget (from the exporter config); "
-                        "1 (100 %) is the budget. Usage counts every service, provider and model: a "
-                        "budget covers all of a group's usage. Groups without a budget are not shown.",
+                        "1 (100 %) is the budget. " + BUDGET_SCOPE,
                 unit=lib.RATIO,
                 targets=lib.targets(*((scope.token_budget_utilisation(labels), _budget_legend(labels))
                                       for labels in label_sets)),
@@ -182,8 +184,7 @@ def _sections(scope: queries.Scope) -> list[Section]:
                 question="How close is each budgeted group to its daily cost budget?",
                 details="Spend rate in USD per day of each group as a fraction of its "
                         f"{catalog.BUDGET_COST_USD_PER_DAY.name} budget (from the exporter config); "
-                        "1 (100 %) is the budget. Usage counts every service, provider and model. "
-                        "Groups without a budget are not shown.",
+                        "1 (100 %) is the budget. " + BUDGET_SCOPE,
                 unit=lib.RATIO,
                 targets=lib.targets(*((scope.cost_budget_utilisation(labels), _budget_legend(labels))
                                       for labels in label_sets)),

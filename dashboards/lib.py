@@ -170,11 +170,13 @@ def targets(*queries_and_legends: tuple[str, str], instant: bool = False,
 
 
 def with_exemplars(prom_targets: Sequence[PromTarget]) -> list[PromTarget]:
-    """Ask for exemplars on the range queries that read exemplar-bearing series: the dots on a
-    latency or cost graph are the link from a spike to the trace that caused it. Only time series
-    draw them, so stats and tables never pay for the extra exemplar query."""
-    return [attr.evolve(target, exemplar=not target.instant and uses_exemplar_series(target.expr))
-            for target in prom_targets]
+    """Ask for exemplars on the first range query that reads exemplar-bearing series: the dots on a
+    latency or cost graph are the link from a spike to the trace that caused it. Once per panel,
+    because the p50, p95 and p99 of a histogram read the same buckets and would draw every exemplar
+    three times. Only time series draw them, so stats and tables never pay for the exemplar query."""
+    first = next((target.refId for target in prom_targets
+                  if not target.instant and uses_exemplar_series(target.expr)), None)
+    return [attr.evolve(target, exemplar=target.refId == first) for target in prom_targets]
 
 
 # --- Data links -------------------------------------------------------------------------------

@@ -276,10 +276,6 @@ class Scope:
         failures = self.failures(by, counter=increase, window=RANGE)
         return f"{failures} / on () group_left () sum({failures})"
 
-    def failure_ratio(self, by: Sequence[str], *matchers: str) -> str:
-        """Failures (errors and empty responses) as a fraction of operations."""
-        return f"{self.failures(by, *matchers)} / {self.operations(by, *matchers)}"
-
     def errors_by_type(self) -> str:
         """Errors per second by layer and error type."""
         return self.operations((catalog.LAYER, catalog.ERROR_TYPE),

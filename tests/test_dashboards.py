@@ -360,13 +360,15 @@ def test_every_histogram_quantile_aggregates_bucket_rates_by_le() -> None:
         assert all("le" in [label.strip() for label in labels.split(",")] for labels in well_formed)
 
 
-def test_latency_and_cost_time_series_ask_prometheus_for_exemplars() -> None:
+def test_latency_and_cost_time_series_ask_prometheus_for_exemplars_once() -> None:
     exemplar_series = re.compile(rf"\b({catalog.COST.name}|{catalog.OPERATION_DURATION.name}_bucket)\b")
-    reading = [(panel["title"], target["exemplar"]) for _, panel, target in _all_targets()
-               if panel["type"] == "timeseries" and exemplar_series.search(target["expr"])]
-    assert {"Spend by model", "Latency by operation", "Tool latency p95", "Model latency p95"} <= {
-        title for title, _ in reading}
-    assert all(exemplar for _, exemplar in reading)
+    asking: dict[str, list[bool]] = {}
+    for _, panel, target in _all_targets():
+        if panel["type"] == "timeseries" and exemplar_series.search(target["expr"]):
+            asking.setdefault(panel["title"], []).append(target["exemplar"])
+    assert {"Spend by model", "Latency by operation", "Tool latency p95", "Model latency p95"} <= set(asking)
+    assert asking["Latency by operation"] == [True, False, False]
+    assert all(flags.count(True) == 1 for flags in asking.values())
 
 
 def test_stats_and_tables_never_ask_for_exemplars_they_cannot_draw() -> None:
