@@ -148,7 +148,7 @@ def test_dashboards_have_the_fixed_uids_the_alerts_link_to() -> None:
 def test_every_alert_dashboard_link_opens_one_of_the_dashboards() -> None:
     linked = {re.match(r"/d/([\w-]+)\?", rule.dashboard_url).group(1)
               for group in rules.build_groups() for rule in group.rules if isinstance(rule, rules.AlertRule)}
-    assert linked == set(IDS)
+    assert linked and linked <= set(IDS)
 
 
 @pytest.mark.parametrize("document", DOCUMENTS, ids=IDS)
