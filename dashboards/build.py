@@ -54,13 +54,23 @@ and pick your Prometheus, Tempo and Loki datasources when asked. They need:
 
 **Variables**: `datasource`, `tempo` and `loki` pick the datasources; `service`, `provider`,
 `model` and one variable per dimension label (`user_tier`, `feature` by default) filter every
-panel whose metric has that label; the exporter health dashboard adds `job` and `instance`.
+panel whose metric has that label (budget panels only by the budget's own labels: a budget covers
+all of its group's usage); the exporter health dashboard adds `job` and `instance`.
 Variable values carry over between the three dashboards through the GenAI dashboards links.
 If your exporter config has other dimension labels, build matching dashboards with
 `python -m dashboards.build --config exporter.yml --out my-dashboards/`.
 
-Rates use `$__rate_interval`; totals (stats and tables) cover the dashboard's time range. Each
-table below lists a dashboard's panels with the question the panel answers and its query.
+Rates use `$__rate_interval`; totals (stats and tables) cover the dashboard's time range. The
+queries read only the exporter's own series, never the recording rules of `alerts/`: the
+dashboards work with a Prometheus that does not load that rule file, rates follow the zoom, the
+dimension filters apply (the rules keep fewer labels) and exemplars exist (recorded series have
+none).
+
+**Cache savings are an estimate.** The exporter exposes no prices, so a model's uncached input price
+is its uncached input cost divided by its uncached input tokens. That is exact for a model with one
+input price; for a model with long-context tiers it mixes the tiers of the calls in the window.
+
+Each table below lists a dashboard's panels with the question the panel answers and its query.
 """
 
 

@@ -10,6 +10,18 @@ from genai_exporter import catalog
 
 UID = "genai-cost"
 
+# What a budget panel counts, so nobody reads a filtered view as the whole budget's usage.
+BUDGET_SCOPE = ("Usage counts every service, provider, model and other dimension value: a budget covers "
+                "all of its group's usage. Groups without a budget are not shown.")
+# The exporter exposes no prices, so the uncached input price is derived from its metrics; say how.
+CACHE_SAVINGS_ESTIMATE = (
+    "What the cache-read tokens would have cost at the model's uncached input price, minus what they "
+    "cost. The uncached price is the model's uncached input cost divided by its uncached input tokens: "
+    "exact for a model with one input price, an estimate for a model with long-context tiers when "
+    "short and long prompts mix (cached prompts tend to be the long, dearer ones, so it then "
+    "understates the savings)."
+)
+
 
 def _spend_by(scope: queries.Scope, label: str, legend: str, links: list[dict[str, str]] | None = None,
               by: tuple[str, ...] = ()) -> G.TimeSeries:
@@ -23,6 +35,11 @@ def _spend_by(scope: queries.Scope, label: str, legend: str, links: list[dict[st
         stacked=True,
         links=links or (),
     )
+
+
+def _spoken(labels: tuple[str, ...]) -> str:
+    words = [label.replace("_", " ") for label in labels]
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
 
 
 def _budget_legend(labels: tuple[str, ...]) -> str:
@@ -62,12 +79,9 @@ def _sections(scope: queries.Scope) -> list[Section]:
             width=4,
         ),
         lib.stat(
-            "Cache savings over the range",
+            "Cache savings over the range (estimate)",
             question="How much did prompt caching save?",
-            details="What the cache-read input tokens would have cost at each model's uncached input "
-                    "price, minus what they cost. The exporter exposes no prices, so the uncached "
-                    "price is the model's uncached input cost divided by its uncached input tokens "
-                    "in the range; models without uncached input in the range are left out.",
+            details=CACHE_SAVINGS_ESTIMATE + " Models without uncached input in the range are left out.",
             unit=lib.USD,
             targets=lib.targets((scope.cache_savings_over_range(), "USD saved"), instant=True),
             width=4,
@@ -102,10 +116,9 @@ def _sections(scope: queries.Scope) -> list[Section]:
         *(_spend_by(scope, dimension, f"{{{{{dimension}}}}}") for dimension in scope.dimensions),
         lib.table(
             "Top spenders",
-            question="Which services and users spent the most?",
-            details=f"The {queries.TOP_N} combinations of service and "
-                    f"{', '.join(scope.dimensions) or 'dimension'} with the highest spend in the "
-                    "dashboard's range. An empty dimension means the spans did not carry it.",
+            question=f"Which combinations of {_spoken((catalog.SERVICE, *scope.dimensions))} spent the most?",
+            details=f"The {queries.TOP_N} combinations with the highest spend in the dashboard's "
+                    "range. An empty dimension means the spans did not carry it.",
             targets=lib.targets((scope.top_spenders(), ""), instant=True, table=True),
             columns=[Column("Spend", lib.USD)],
         ),
@@ -121,12 +134,10 @@ def _sections(scope: queries.Scope) -> list[Section]:
             stacked=True,
         ),
         lib.timeseries(
-            "Cache savings by model",
+            "Cache savings by model (estimate)",
             question="Which models save the most through prompt caching?",
-            details="USD per hour saved by cache reads: what the cache-read tokens would have cost "
-                    "at the model's uncached input price (its uncached input cost divided by its "
-                    "uncached input tokens in the same interval) minus what they cost. Gaps mean "
-                    "the model had no uncached input in the interval, so its price is unknown.",
+            details=CACHE_SAVINGS_ESTIMATE + " In USD per hour; gaps mean the model had no uncached "
+                    "input in the interval, so its input price is unknown.",
             unit=lib.USD,
             targets=lib.targets((scope.cache_savings_per_hour(), "{{provider}} {{model}}")),
             stacked=True,
@@ -162,8 +173,7 @@ def _sections(scope: queries.Scope) -> list[Section]:
                 question="How close is each budgeted group to its token budget?",
                 details="Tokens per second of each group as a fraction of its "
                         f"{catalog.BUDGET_TOKENS_PER_SECOND.name} budget (from the exporter config); "
-                        "1 (100 %) is the budget. Usage counts every service, provider and model: a "
-                        "budget covers all of a group's usage. Groups without a budget are not shown.",
+                        "1 (100 %) is the budget. " + BUDGET_SCOPE,
                 unit=lib.RATIO,
                 targets=lib.targets(*((scope.token_budget_utilisation(labels), _budget_legend(labels))
                                       for labels in label_sets)),
@@ -174,8 +184,7 @@ def _sections(scope: queries.Scope) -> list[Section]:
                 question="How close is each budgeted group to its daily cost budget?",
                 details="Spend rate in USD per day of each group as a fraction of its "
                         f"{catalog.BUDGET_COST_USD_PER_DAY.name} budget (from the exporter config); "
-                        "1 (100 %) is the budget. Usage counts every service, provider and model. "
-                        "Groups without a budget are not shown.",
+                        "1 (100 %) is the budget. " + BUDGET_SCOPE,
                 unit=lib.RATIO,
                 targets=lib.targets(*((scope.cost_budget_utilisation(labels), _budget_legend(labels))
                                       for labels in label_sets)),

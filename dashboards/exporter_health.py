@@ -1,5 +1,5 @@
 """Exporter health dashboard: is genai-exporter up, receiving and accepting spans, within its
-label caps, and how much does scraping it cost."""
+label caps, and how much do scraping and running it cost."""
 
 from __future__ import annotations
 
@@ -70,15 +70,17 @@ def _sections(scope: queries.Scope) -> list[Section]:
     ])
     spans = Section("Spans and requests", [
         lib.timeseries(
-            "Spans received, ignored and rejected",
+            "Spans received, ignored, rejected and dropped",
             question="How many spans is the exporter processing?",
             details="Spans per second: received (all spans of accepted requests), ignored (not "
-                    "GenAI spans, still used to link agent runs) and rejected (invalid).",
+                    "GenAI spans, still used to link agent runs), rejected (invalid) and dropped "
+                    "(the in-process span processor's queue was full: those spans are lost).",
             unit=lib.SPANS_PER_SECOND,
             targets=lib.targets(
                 (scope.self_metric_rate(catalog.SPANS_RECEIVED), "received"),
                 (scope.self_metric_rate(catalog.SPANS_IGNORED), "ignored"),
                 (scope.self_metric_rate(catalog.SPANS_REJECTED), "rejected"),
+                (scope.self_metric_rate(catalog.SPANS_DROPPED), "dropped"),
             ),
         ),
         lib.timeseries(
@@ -123,7 +125,7 @@ def _sections(scope: queries.Scope) -> list[Section]:
             width=lib.GRID_WIDTH,
         ),
     ])
-    scrape = Section("Scrape cost and cardinality", [
+    scrape = Section("Scrape cost, resources and cardinality", [
         lib.timeseries(
             "Scrape duration",
             question="How long does Prometheus take to scrape the exporter?",
@@ -141,12 +143,41 @@ def _sections(scope: queries.Scope) -> list[Section]:
             targets=lib.targets((scope.scraped(queries.SCRAPE_SAMPLES), "{{instance}}")),
         ),
         lib.timeseries(
+            "Exporter memory",
+            question="How much memory does the exporter hold?",
+            details="Resident memory of the exporter process, per instance. It should stay flat "
+                    "whatever label values arrive (every label is capped); steady growth means a "
+                    "cap is too high or pending agent runs pile up.",
+            unit=lib.BYTES,
+            targets=lib.targets((scope.scraped(queries.PROCESS_RESIDENT_MEMORY), "{{instance}}")),
+        ),
+        lib.timeseries(
+            "Exporter CPU",
+            question="How busy is the exporter process?",
+            details="CPU time per second of the exporter process, per instance: 100 % is one core "
+                    "fully busy. Near 100 % the exporter answers OTLP requests with 503 (see OTLP "
+                    "requests by status code).",
+            unit=lib.CORES,
+            targets=lib.targets((scope.process_cpu(), "{{instance}}")),
+        ),
+        lib.timeseries(
             "Series per service",
             question="Which services contribute most series?",
-            details="Series of the domain metrics per service in $service. A service with far "
-                    "more series than the others usually sends an unbounded label value.",
+            details="Series of the domain metrics per service, within the selected services and "
+                    "dimension values. A service with far more series than the others usually "
+                    "sends an unbounded label value.",
             unit=lib.SERIES,
-            targets=lib.targets((scope.series_per_service(), "{{service}}")),
+            targets=lib.targets((scope.series_count((catalog.SERVICE,)), "{{service}}")),
+        ),
+        lib.timeseries(
+            "Series per model",
+            question="Which models contribute most series?",
+            details="Series of the metrics labelled by model, per provider and model, within the "
+                    "selected services, providers, models and dimension values. Many models with "
+                    "few series each are dated variants the price table does not fold together.",
+            unit=lib.SERIES,
+            targets=lib.targets((scope.series_count((catalog.PROVIDER, catalog.MODEL)),
+                                 "{{provider}} {{model}}")),
         ),
         lib.timeseries(
             "Distinct label values",
@@ -156,6 +187,7 @@ def _sections(scope: queries.Scope) -> list[Section]:
                     f'"{catalog.OVERFLOW_VALUE}".',
             unit=lib.VALUES,
             targets=_cardinality_targets(scope),
+            width=lib.GRID_WIDTH,
         ),
     ])
     return [status, spans, scrape]
@@ -166,8 +198,9 @@ def build(scope: queries.Scope) -> lib.PortableDashboard:
     return lib.genai_dashboard(
         uid=UID,
         title="GenAI exporter health",
-        description="Health of genai-exporter itself: up, version, spans received, rejected and "
-                    "ignored, OTLP request codes, label overflow, scrape cost and cardinality.",
+        description="Health of genai-exporter itself: up, version, spans received, rejected, "
+                    "ignored and dropped, OTLP request codes, label overflow, scrape cost, memory, "
+                    "CPU and cardinality.",
         sections=_sections(scope),
         variables=[*lib.domain_variables(scope), *lib.scrape_variables()],
     )

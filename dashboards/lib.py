@@ -48,6 +48,9 @@ ALL = "$__all"
 
 USD = "currencyUSD"
 RATIO = "percentunit"
+# CPU seconds per second: 1 (100 %) is one core fully busy.
+CORES = "percentunit"
+BYTES = "bytes"
 SECONDS = "s"
 NONE = "none"
 REQUESTS_PER_SECOND = "reqps"
@@ -153,11 +156,7 @@ def _ref_id(index: int) -> str:
 
 def targets(*queries_and_legends: tuple[str, str], instant: bool = False,
             table: bool = False) -> list[PromTarget]:
-    """Prometheus targets from (expr, legend) pairs, refIds A, B, ... in order.
-
-    Range queries over exemplar-bearing series always ask for exemplars: that is the link from a
-    latency or cost spike to the trace that caused it.
-    """
+    """Prometheus targets from (expr, legend) pairs, refIds A, B, ... in order."""
     return [
         PromTarget(
             expr=expr,
@@ -165,10 +164,19 @@ def targets(*queries_and_legends: tuple[str, str], instant: bool = False,
             refId=_ref_id(index),
             instant=instant,
             format=G.TABLE_TARGET_FORMAT if table else G.TIME_SERIES_TARGET_FORMAT,
-            exemplar=not instant and uses_exemplar_series(expr),
         )
         for index, (expr, legend) in enumerate(queries_and_legends)
     ]
+
+
+def with_exemplars(prom_targets: Sequence[PromTarget]) -> list[PromTarget]:
+    """Ask for exemplars on the first range query that reads exemplar-bearing series: the dots on a
+    latency or cost graph are the link from a spike to the trace that caused it. Once per panel,
+    because the p50, p95 and p99 of a histogram read the same buckets and would draw every exemplar
+    three times. Only time series draw them, so stats and tables never pay for the exemplar query."""
+    first = next((target.refId for target in prom_targets
+                  if not target.instant and uses_exemplar_series(target.expr)), None)
+    return [attr.evolve(target, exemplar=target.refId == first) for target in prom_targets]
 
 
 # --- Data links -------------------------------------------------------------------------------
@@ -237,7 +245,7 @@ def timeseries(title: str, *, question: str, details: str, unit: str, targets: l
         maxDataPoints=None,
         description=describe(question, details),
         dataSource=PROMETHEUS,
-        targets=targets,
+        targets=with_exemplars(targets),
         unit=_check_unit(title, unit),
         gridPos=_grid(width, height),
         fillOpacity=25 if stacked else 5,
@@ -316,6 +324,7 @@ def table(title: str, *, question: str, details: str, targets: list[PromTarget],
         targets=targets,
         unit=columns[0].unit,
         gridPos=_grid(width, height),
+        thresholds=list(NEUTRAL),
         overrides=overrides,
         transformations=transformations,
         sortBy=[G.TableSortByField(displayName=columns[0].header, desc=True)],

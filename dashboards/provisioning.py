@@ -5,8 +5,9 @@ span attributes: the exemplar label, the span-to-metrics queries and the span-to
 from the catalogue, the exporter and semconv like the dashboards' queries do.
 
 Links: Prometheus exemplars -> Tempo (by the exemplar's trace_id); Tempo spans -> Loki logs of
-the same service and trace, -> Prometheus metrics of the same service/model/tool, and the service
-map; Loki log lines -> Tempo through a trace_id derived field.
+the same service and trace, and -> Prometheus metrics of the same service/operation/tool; Loki log
+lines -> Tempo through a trace_id derived field. No service map: it needs the service-graph
+metrics of Tempo's metrics-generator, which the compose stack does not run.
 """
 
 from __future__ import annotations
@@ -30,15 +31,16 @@ SCRAPE_INTERVAL = "15s"
 # How far around a span to look for its logs and metrics (clocks and batching skew).
 SPAN_TIME_SHIFT = "5m"
 
-# Span attribute -> metric label, for `$__tags` in the span-to-metrics queries. The model label
-# is the response model first, as the exporter does.
+# Span attribute -> metric label, for `$__tags` in the span-to-metrics queries: only attributes
+# whose value (in current semconv) the exporter copies into the label as is. Not the model: the exporter labels a
+# call with its price entry's canonical name (gpt-4o-mini-2024-07-18 counts as gpt-4o-mini), so
+# the span's model would select nothing. A tag the span lacks is left out of the selector.
 SPAN_TAGS_TO_METRIC_LABELS = (
     (semconv.SERVICE_NAME, catalog.SERVICE),
     (semconv.OPERATION_NAME, catalog.OPERATION),
     (semconv.PROVIDER_NAME, catalog.PROVIDER),
-    (semconv.RESPONSE_MODEL, catalog.MODEL),
-    (semconv.AGENT_NAME_ALIASES[0], catalog.AGENT),
-    (semconv.TOOL_NAME_ALIASES[0], catalog.TOOL),
+    (semconv.AGENT_NAME, catalog.AGENT),
+    (semconv.TOOL_NAME, catalog.TOOL),
 )
 SPAN_TAGS = "$__tags"
 
@@ -120,9 +122,7 @@ def datasources_document() -> dict[str, Any]:
                 "tags": [{"key": key, "value": label} for key, label in SPAN_TAGS_TO_METRIC_LABELS],
                 "queries": span_metric_queries(),
             },
-            "serviceMap": {"datasourceUid": PROMETHEUS_UID},
             "nodeGraph": {"enabled": True},
-            "lokiSearch": {"datasourceUid": LOKI_UID},
             "search": {"hide": False},
         },
     }

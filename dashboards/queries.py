@@ -5,6 +5,11 @@ Metric and label names come from `genai_exporter.catalog` and span attribute nam
 silently emptying a panel. Queries use Grafana's variables: `$__rate_interval` for rates over
 time, `$__range` for totals over the dashboard's time range, and one filter variable per filter
 label, named after the label (`$service`, `$model`, `$user_tier`, ...).
+
+They read the exporter's series, not the recording rules of `alerts.rules`, although some rules
+compute the same thing: a rule fixes its window (5m, where `$__rate_interval` follows the zoom) and
+its labels (the dimension filters need labels the rules drop), recorded series carry no exemplars,
+and a dashboard imported elsewhere must work without our rule file loaded.
 """
 
 from __future__ import annotations
@@ -30,6 +35,10 @@ SCRAPE_DURATION = "scrape_duration_seconds"
 SCRAPE_SAMPLES = "scrape_samples_scraped"
 PROMETHEUS_SERIES = frozenset({UP, SCRAPE_DURATION, SCRAPE_SAMPLES})
 SCRAPE_LABELS = frozenset({JOB_LABEL, INSTANCE_LABEL})
+# Series of prometheus_client's ProcessCollector, which `genai-exporter serve` registers.
+PROCESS_RESIDENT_MEMORY = "process_resident_memory_bytes"
+PROCESS_CPU_SECONDS = "process_cpu_seconds_total"
+PROCESS_SERIES = frozenset({PROCESS_RESIDENT_MEMORY, PROCESS_CPU_SECONDS})
 
 # Suffixes of the sample names of a histogram family (checked against catalog.series_names).
 BUCKET = "_bucket"
@@ -52,6 +61,11 @@ def matcher(label: str, operator: str, value: str) -> str:
 def equals(label: str, value: str) -> str:
     """An exact-match label matcher."""
     return matcher(label, "=", value)
+
+
+def selector(name: str, *matchers: str) -> str:
+    """`name{matchers}`, or the bare name without matchers."""
+    return f"{name}{{{', '.join(matchers)}}}" if matchers else name
 
 
 def variable_filter(label: str) -> str:
@@ -125,7 +139,7 @@ class Scope:
         wanted = self.filter_labels if only is None else only
         filters = [variable_filter(label) for label in wanted if label in labels]
         name = _series(spec, suffix) if suffix else spec.name
-        return f"{name}{{{', '.join([*filters, *matchers])}}}"
+        return selector(name, *filters, *matchers)
 
     # --- Cost --------------------------------------------------------------------------------
 
@@ -207,14 +221,16 @@ class Scope:
         return aggregate(labels, f"{spec.name}{{{', '.join(matchers)}}}", operator="max")
 
     def token_budget_utilisation(self, labels: Sequence[str]) -> str:
-        """Token rate as a fraction of the tokens-per-second budget on `labels`."""
-        usage = aggregate(labels, rate(self.select(catalog.TOKENS, only=self.dimensions)))
+        """Token rate as a fraction of the tokens-per-second budget on `labels`. Usage is filtered
+        only by the budget's own labels: a budget on user_tier covers every feature's tokens."""
+        usage = aggregate(labels, rate(self.select(catalog.TOKENS, only=labels)))
         budget = self.budget(catalog.BUDGET_TOKENS_PER_SECOND, labels)
         return f"{usage} / on ({', '.join(labels)}) {budget}"
 
     def cost_budget_utilisation(self, labels: Sequence[str]) -> str:
-        """Spend rate (USD per day) as a fraction of the cost-per-day budget on `labels`."""
-        usage = aggregate(labels, rate(self.select(catalog.COST, only=self.dimensions)))
+        """Spend rate (USD per day) as a fraction of the cost-per-day budget on `labels`, usage
+        filtered only by the budget's own labels."""
+        usage = aggregate(labels, rate(self.select(catalog.COST, only=labels)))
         budget = self.budget(catalog.BUDGET_COST_USD_PER_DAY, labels)
         return f"{usage} * {SECONDS_PER_DAY} / on ({', '.join(labels)}) {budget}"
 
@@ -260,10 +276,6 @@ class Scope:
         failures = self.failures(by, counter=increase, window=RANGE)
         return f"{failures} / on () group_left () sum({failures})"
 
-    def failure_ratio(self, by: Sequence[str], *matchers: str) -> str:
-        """Failures (errors and empty responses) as a fraction of operations."""
-        return f"{self.failures(by, *matchers)} / {self.operations(by, *matchers)}"
-
     def errors_by_type(self) -> str:
         """Errors per second by layer and error type."""
         return self.operations((catalog.LAYER, catalog.ERROR_TYPE),
@@ -287,10 +299,10 @@ class Scope:
         return f"topk({TOP_N}, {p95})"
 
     def most_failing_tools(self) -> str:
-        """The tools with the most failures over the range."""
+        """The tools with the most failures over the range; tools that did not fail are not listed."""
         failures = self.failures((catalog.SERVICE, catalog.TOOL), equals(catalog.LAYER, catalog.LAYER_TOOL),
                                  counter=increase, window=RANGE)
-        return f"topk({TOP_N}, {failures})"
+        return f"topk({TOP_N}, {failures} > 0)"
 
     def most_failing_tools_ratio(self) -> str:
         """Failure ratio over the range of the tools in most_failing_tools, and only those."""
@@ -304,8 +316,11 @@ class Scope:
 
     def scraped(self, name: str, *matchers: str) -> str:
         """Selector of a series of the exporter's scrape job, filtered by $job and $instance."""
-        filters = [variable_filter(JOB_LABEL), variable_filter(INSTANCE_LABEL), *matchers]
-        return f"{name}{{{', '.join(filters)}}}"
+        return selector(name, variable_filter(JOB_LABEL), variable_filter(INSTANCE_LABEL), *matchers)
+
+    def process_cpu(self) -> str:
+        """CPU the exporter process uses, in cores (1 = one core fully busy), per instance."""
+        return aggregate((INSTANCE_LABEL,), rate(self.scraped(PROCESS_CPU_SECONDS)))
 
     def self_metric_rate(self, spec: MetricSpec, by: Sequence[str] = ()) -> str:
         """Per-second rate of an exporter self-metric."""
@@ -322,12 +337,17 @@ class Scope:
         values = aggregate((label,), self.scraped(name, matcher(label, "!=", "")), operator="count")
         return f"count({values})"
 
-    def series_per_service(self) -> str:
-        """Series the exporter exposes per service: where its scrape cost comes from."""
-        names = sorted(name for spec in catalog.DOMAIN_METRICS for name in catalog.series_names(spec))
-        selector = self.scraped("", matcher(METRIC_NAME_LABEL, "=~", "|".join(names)),
-                                variable_filter(catalog.SERVICE))
-        return aggregate((catalog.SERVICE,), selector, operator="count")
+    def series_count(self, by: Sequence[str]) -> str:
+        """Series the exporter exposes per `by` (where its scrape cost comes from), over the domain
+        families that carry every `by` label, filtered by the variables all those families carry."""
+        specs = [spec for spec in catalog.DOMAIN_METRICS if set(by) <= self.labels_of(spec)]
+        common = frozenset.intersection(*(self.labels_of(spec) for spec in specs))
+        names = sorted(name for spec in specs for name in catalog.series_names(spec))
+        filters = [variable_filter(label) for label in self.filter_labels if label in common]
+        # Series without a value (a tool call's model) are not some model's series.
+        present = [matcher(label, "!=", "") for label in by]
+        selector = self.scraped("", matcher(METRIC_NAME_LABEL, "=~", "|".join(names)), *filters, *present)
+        return aggregate(by, selector, operator="count")
 
 
 # --- LogQL -----------------------------------------------------------------------------------
@@ -367,13 +387,26 @@ def tool_is(tool: str) -> str:
 
 
 def model_is(model: str) -> str:
-    """Spans of one model, under any of its attribute names."""
-    return _any_attribute(semconv.MODEL_ALIASES, f"= {_quote(model)}")
+    """Spans of one model, under any of its attribute names. The exporter's model label is the
+    canonical name of the model's price entry, which the span's model contains rather than equals
+    when it is a dated variant or carries a provider prefix (gpt-4o-mini-2024-07-18,
+    openai/gpt-4o-mini): match it anywhere, in any case. A price-table alias spelt differently
+    (claude-sonnet-4.5 for claude-sonnet-4-5) is not found."""
+    return _any_attribute(semconv.MODEL_ALIASES, f"=~ {_quote('(?i).*' + model + '.*')}")
+
+
+# Where a tool span carries its result: the semconv attribute, older dialects, and OpenInference's
+# output.value (which the exporter reads when no tool result attribute is set).
+TOOL_RESULT_ATTRIBUTES = (*semconv.TOOL_CALL_RESULT_ALIASES, semconv.OPENINFERENCE_OUTPUT_VALUE)
+# A result the exporter counts as empty: "", whitespace, [], {}, null or "" in JSON. A raw (backtick)
+# TraceQL string keeps the backslashes; the anchors make it a whole-value match.
+EMPTY_RESULT_PATTERN = r'^\s*(\[\s*\]|\{\s*\}|null|"")?\s*$'
 
 
 def tool_failed() -> str:
-    """Tool spans that ended in error or returned an empty result."""
-    return f"(status = error || {_any_attribute(semconv.TOOL_CALL_RESULT_ALIASES, '= ' + _quote(''))})"
+    """Tool spans that ended in error or returned an empty result (as the exporter counts empty)."""
+    empty = _any_attribute(TOOL_RESULT_ATTRIBUTES, f"=~ `{EMPTY_RESULT_PATTERN}`")
+    return f"(status = error || {empty})"
 
 
 def model_failed() -> str:

@@ -37,9 +37,6 @@ BRIDGE_COMPONENT = KUBERNETES_DIR / "components" / "otlp-grpc-bridge"
 PROVIDED_ELSEWHERE = {
     "alerts": "the alert rules",
     "deploy/alertmanager": "the Alertmanager routing",
-    "deploy/grafana/provisioning/datasources": "the Grafana datasources",
-    "deploy/grafana/provisioning/dashboards": "the Grafana dashboard provider",
-    "dashboards/generated": "the generated dashboards",
     "README.md": "the project README",
 }
 EXPORTER_SERVICE = "genai-exporter"
