@@ -66,10 +66,6 @@ dashboards work with a Prometheus that does not load that rule file, rates follo
 dimension filters apply (the rules keep fewer labels) and exemplars exist (recorded series have
 none).
 
-**Cache savings are an estimate.** The exporter exposes no prices, so a model's uncached input price
-is its uncached input cost divided by its uncached input tokens. That is exact for a model with one
-input price; for a model with long-context tiers it mixes the tiers of the calls in the window.
-
 Each table below lists a dashboard's panels with the question the panel answers and its query.
 """
 

@@ -13,14 +13,8 @@ UID = "genai-cost"
 # What a budget panel counts, so nobody reads a filtered view as the whole budget's usage.
 BUDGET_SCOPE = ("Usage counts every service, provider, model and other dimension value: a budget covers "
                 "all of its group's usage. Groups without a budget are not shown.")
-# The exporter exposes no prices, so the uncached input price is derived from its metrics; say how.
-CACHE_SAVINGS_ESTIMATE = (
-    "What the cache-read tokens would have cost at the model's uncached input price, minus what they "
-    "cost. The uncached price is the model's uncached input cost divided by its uncached input tokens: "
-    "exact for a model with one input price, an estimate for a model with long-context tiers when "
-    "short and long prompts mix (cached prompts tend to be the long, dearer ones, so it then "
-    "understates the savings)."
-)
+CACHE_SAVINGS = ("What the cache-read tokens would have cost more at the uncached input rate of their call "
+                 "(its long-context tier included), as the exporter prices each call.")
 
 
 def _spend_by(scope: queries.Scope, label: str, legend: str, links: list[dict[str, str]] | None = None,
@@ -79,9 +73,9 @@ def _sections(scope: queries.Scope) -> list[Section]:
             width=4,
         ),
         lib.stat(
-            "Cache savings over the range (estimate)",
+            "Cache savings over the range",
             question="How much did prompt caching save?",
-            details=CACHE_SAVINGS_ESTIMATE + " Models without uncached input in the range are left out.",
+            details=CACHE_SAVINGS,
             unit=lib.USD,
             targets=lib.targets((scope.cache_savings_over_range(), "USD saved"), instant=True),
             width=4,
@@ -134,10 +128,9 @@ def _sections(scope: queries.Scope) -> list[Section]:
             stacked=True,
         ),
         lib.timeseries(
-            "Cache savings by model (estimate)",
+            "Cache savings by model",
             question="Which models save the most through prompt caching?",
-            details=CACHE_SAVINGS_ESTIMATE + " In USD per hour; gaps mean the model had no uncached "
-                    "input in the interval, so its input price is unknown.",
+            details=CACHE_SAVINGS + " In USD per hour.",
             unit=lib.USD,
             targets=lib.targets((scope.cache_savings_per_hour(), "{{provider}} {{model}}")),
             stacked=True,

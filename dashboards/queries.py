@@ -170,31 +170,13 @@ class Scope:
         """Billed tokens over the dashboard's range."""
         return aggregate((), increase(self.select(catalog.TOKENS)))
 
-    def cache_savings(self, counter: Callable[[str, str], str], window: str) -> str:
-        """Per model: what the cache-read tokens would have cost at the uncached input price,
-        minus what they cost. The exporter exposes no prices, so the input price is the model's
-        uncached input cost divided by its uncached input tokens in the same window; `> 0` drops
-        models without uncached input in the window (price unknown) instead of yielding NaN."""
-        per_model = (catalog.PROVIDER, catalog.MODEL)
-
-        def total(spec: MetricSpec, token_type: str) -> str:
-            return aggregate(per_model, counter(
-                self.select(spec, equals(catalog.TOKEN_TYPE, token_type)), window))
-
-        input_price = (f"{total(catalog.COST, catalog.TOKEN_TYPE_INPUT)}"
-                       f" / {total(catalog.TOKENS, catalog.TOKEN_TYPE_INPUT)} > 0")
-        cached_tokens = total(catalog.TOKENS, catalog.TOKEN_TYPE_CACHE_READ)
-        # A model without a cache-read price has no cache_read cost series: it cost nothing.
-        cached_cost = f"{total(catalog.COST, catalog.TOKEN_TYPE_CACHE_READ)} or {cached_tokens} * 0"
-        return f"({input_price}) * {cached_tokens} - ({cached_cost})"
-
-    def cache_savings_per_hour(self) -> str:
-        """Cache savings per model in USD per hour."""
-        return f"({self.cache_savings(rate, RATE_INTERVAL)}) * {SECONDS_PER_HOUR}"
+    def cache_savings_per_hour(self, by: Sequence[str] = (catalog.PROVIDER, catalog.MODEL)) -> str:
+        """What prompt caching saved, in USD per hour (the exporter prices each call's saving)."""
+        return f"{aggregate(by, rate(self.select(catalog.CACHE_SAVINGS)))} * {SECONDS_PER_HOUR}"
 
     def cache_savings_over_range(self) -> str:
-        """Cache savings of all models in USD over the dashboard's range."""
-        return aggregate((), self.cache_savings(increase, RANGE))
+        """What prompt caching saved over the dashboard's range, in USD."""
+        return aggregate((), increase(self.select(catalog.CACHE_SAVINGS)))
 
     def unpriced_tokens_over_range(self) -> str:
         """Tokens of models without a price over the range."""

@@ -414,23 +414,16 @@ def test_projected_spend_is_30_days_at_the_average_rate_of_the_range(tmp_path: P
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_cache_savings_price_cache_reads_at_the_uncached_input_price(tmp_path: Path) -> None:
+def test_cache_savings_add_up_what_the_exporter_priced_per_call(tmp_path: Path) -> None:
     sonnet = dict(provider="anthropic", model="claude-sonnet-4-5", operation="chat")
-    only_cached = dict(provider="openai", model="gpt-4o", operation="chat")
+    gpt = dict(provider="openai", model="gpt-4o", operation="chat")
     series = [
-        # Sonnet: $3 per million uncached input tokens, $0.30 per million cache reads. In the hour:
-        # 600k uncached input tokens ($1.80) and 1.2M cache reads ($0.36), which would have cost $3.60.
-        {"series": _domain(catalog.TOKENS.name, **sonnet, token_type="input"), "values": "0+10000x60"},
-        {"series": _domain(catalog.COST.name, **sonnet, token_type="input"), "values": "0+0.03x60"},
-        {"series": _domain(catalog.TOKENS.name, **sonnet, token_type="cache_read"), "values": "0+20000x60"},
-        {"series": _domain(catalog.COST.name, **sonnet, token_type="cache_read"), "values": "0+0.006x60"},
-        # A model with cache reads but no uncached input in the range: its input price is unknown,
-        # so it is left out rather than guessed.
-        {"series": _domain(catalog.TOKENS.name, **only_cached, token_type="cache_read"), "values": "0+5000x60"},
-        {"series": _domain(catalog.COST.name, **only_cached, token_type="cache_read"), "values": "0+0.00625x60"},
+        # Sonnet saved $0.054 a minute ($3.24 in the hour), gpt-4o $0.01 a minute ($0.60).
+        {"series": _domain(catalog.CACHE_SAVINGS.name, **sonnet), "values": "0+0.054x60"},
+        {"series": _domain(catalog.CACHE_SAVINGS.name, **gpt), "values": "0+0.01x60"},
     ]
-    result = _evaluate(tmp_path, cost.UID, "Cache savings over the range (estimate)", "A", series,
-                       [{"labels": "{}", "value": 3.24}], "0.001")
+    result = _evaluate(tmp_path, cost.UID, "Cache savings over the range", "A", series,
+                       [{"labels": "{}", "value": 3.84}], "0.001")
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -154,3 +154,13 @@ def test_processor_drops_and_counts_spans_beyond_its_queue():
     with provider.get_tracer("t").start_as_current_span("chat", attributes=chat_attributes()):
         pass
     assert registry.get_sample_value(catalog.SPANS_DROPPED.name) == 1.0
+
+
+def test_cache_savings_count_what_cache_reads_would_have_cost_uncached():
+    pipeline = Pipeline(prices=PRICES)
+    pipeline.ingest([span(chat_attributes(provider="anthropic", request_model="claude-sonnet-4-5",
+                                          response_model="claude-sonnet-4-5", input_tokens=50_000,
+                                          output_tokens=100, **{semconv.CACHE_READ_TOKENS: 40_000}))])
+    labels = {catalog.SERVICE: "checkout", catalog.PROVIDER: "anthropic", catalog.MODEL: "claude-sonnet-4-5",
+              catalog.OPERATION: "chat", "user_tier": "", "feature": ""}
+    assert registry_of(pipeline).get_sample_value(catalog.CACHE_SAVINGS.name, labels) == 40_000 * (3.0 - 0.3) / 1e6

@@ -91,7 +91,8 @@ def test_cached_input_is_priced_at_the_cache_read_rate(builtin):
 
     cost = price_usage(sonnet, TokenUsage(input=10_000, cache_read=40_000, output=1_000))
 
-    assert cost == TokenCost(input=0.03, cache_read=0.012, cache_write=0.0, output=0.015)
+    assert cost == TokenCost(input=0.03, cache_read=0.012, cache_write=0.0, output=0.015,
+                             cache_savings=40_000 * (3.0 - 0.3) / 1e6)
 
 
 def test_cache_writes_are_priced_at_the_cache_write_rate(builtin):
@@ -115,7 +116,8 @@ def test_prompt_at_the_threshold_is_billed_at_base_rates(builtin):
 
     cost = price_usage(sonnet, TokenUsage(input=150_000, cache_read=50_000, output=1_000))
 
-    assert cost == TokenCost(input=0.45, cache_read=0.015, cache_write=0.0, output=0.015)
+    assert cost == TokenCost(input=0.45, cache_read=0.015, cache_write=0.0, output=0.015,
+                             cache_savings=50_000 * (3.0 - 0.3) / 1e6)
 
 
 def test_prompt_one_token_over_the_threshold_bills_the_whole_request_at_the_tier(builtin):
@@ -123,7 +125,8 @@ def test_prompt_one_token_over_the_threshold_bills_the_whole_request_at_the_tier
 
     cost = price_usage(sonnet, TokenUsage(input=150_001, cache_read=50_000, output=1_000))
 
-    assert cost == TokenCost(input=150_001 * 6.0 / 1e6, cache_read=0.03, cache_write=0.0, output=0.0225)
+    assert cost == TokenCost(input=150_001 * 6.0 / 1e6, cache_read=0.03, cache_write=0.0, output=0.0225,
+                             cache_savings=50_000 * (6.0 - 0.6) / 1e6)
 
 
 def test_highest_exceeded_tier_wins():

@@ -130,6 +130,7 @@ class Aggregator:
 
         self.tokens = CounterFamily(catalog.TOKENS)
         self.cost = CounterFamily(catalog.COST)
+        self.cache_savings = CounterFamily(catalog.CACHE_SAVINGS)
         self.unpriced_tokens = CounterFamily(catalog.UNPRICED_TOKENS)
         self.duration = HistogramFamily(catalog.OPERATION_DURATION)
         self.empty_responses = CounterFamily(catalog.EMPTY_RESPONSES)
@@ -236,6 +237,7 @@ class Aggregator:
             # is then a rise of an existing series, and "no unpriced tokens" reads as 0, not "no data".
             self.unpriced_tokens.add((service, provider, model, *dims), usage.total if cost is None else 0)
             if cost is not None:
+                self.cache_savings.add((service, provider, model, operation, *dims), cost.cache_savings)
                 costs = (cost.input, cost.cache_read, cost.cache_write, cost.output)
                 for token_type, amount in zip(catalog.TOKEN_TYPES, costs, strict=True):
                     exemplar = Exemplar(obs.trace_id, obs.span_id, amount, timestamp) if amount > 0 else None

@@ -148,6 +148,15 @@ COST = MetricSpec(
     unit="usd",
     exemplars=True,
 )
+CACHE_SAVINGS = MetricSpec(
+    name="genai_cache_savings_usd_total",
+    kind=MetricKind.COUNTER,
+    help="USD the prompt cache saved: what cache-read tokens would have cost more at the uncached "
+    "input rate of their call (long-context tier included).",
+    labels=(PROVIDER, MODEL, OPERATION),
+    domain=True,
+    unit="usd",
+)
 UNPRICED_TOKENS = MetricSpec(
     name="genai_unpriced_tokens_total",
     kind=MetricKind.COUNTER,
@@ -318,6 +327,7 @@ BUDGET_COST_USD_PER_DAY = MetricSpec(
 DOMAIN_METRICS = (
     TOKENS,
     COST,
+    CACHE_SAVINGS,
     UNPRICED_TOKENS,
     OPERATION_DURATION,
     EMPTY_RESPONSES,

@@ -121,6 +121,7 @@ class GenAICollector:
             families: list[Metric] = [
                 counter_family(agg.tokens, dims),
                 counter_family(agg.cost, dims),
+                counter_family(agg.cache_savings, dims),
                 counter_family(agg.unpriced_tokens, dims),
                 histogram_family(agg.duration, dims),
                 counter_family(agg.empty_responses, dims),

@@ -210,7 +210,8 @@ def price_usage(entry: PriceEntry, usage: TokenUsage) -> TokenCost:
     When the prompt (input + cache_read + cache_write) exceeds a tier's threshold, the whole call
     is billed at that tier's rates; the highest exceeded threshold wins. A cache rate the table
     does not give is billed at the input rate of the same tier, so a missing price can only
-    over-report, never hide spend.
+    over-report, never hide spend. The cache savings are priced at the same tier's rates: what the
+    cache-read tokens of this very call would have cost more uncached.
     """
     rates: PriceEntry | PriceTier = entry
     for tier in entry.tiers:  # sorted by threshold at load time
@@ -223,6 +224,7 @@ def price_usage(entry: PriceEntry, usage: TokenUsage) -> TokenCost:
         cache_read=usage.cache_read * cache_read / TOKENS_PER_PRICE_UNIT,
         cache_write=usage.cache_write * cache_write / TOKENS_PER_PRICE_UNIT,
         output=usage.output * rates.output / TOKENS_PER_PRICE_UNIT,
+        cache_savings=usage.cache_read * max(0.0, rates.input - cache_read) / TOKENS_PER_PRICE_UNIT,
     )
 
 

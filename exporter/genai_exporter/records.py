@@ -76,6 +76,9 @@ class TokenCost:
     cache_read: float = 0.0
     cache_write: float = 0.0
     output: float = 0.0
+    # Not spent, saved: what the cache-read tokens would have cost more at the call's uncached
+    # input rate. Outside the partition, so not part of `total`.
+    cache_savings: float = 0.0
 
     @property
     def total(self) -> float:
