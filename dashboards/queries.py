@@ -274,6 +274,24 @@ class Scope:
             catalog.FINISH_REASONS, equals(catalog.FINISH_REASON, catalog.FINISH_REASON_TRUNCATED))))
         return f"{truncated} / {aggregate(per_model, rate(self.select(catalog.FINISH_REASONS)))}"
 
+    def check_fail_ratio(self) -> str:
+        """Fraction of each output check's judgements that failed, per check and model."""
+        per_check = (catalog.CHECK, catalog.MODEL)
+        failed = aggregate(per_check, rate(self.select(
+            catalog.OUTPUT_CHECKS, equals(catalog.RESULT, catalog.RESULT_FAIL))))
+        return f"{failed} / {aggregate(per_check, rate(self.select(catalog.OUTPUT_CHECKS)))}"
+
+    def mean_evaluation_score(self) -> str:
+        """Mean score of each evaluation per model: the histogram's sum over its count."""
+        per_evaluation = (catalog.EVALUATION, catalog.MODEL)
+        scores = aggregate(per_evaluation, rate(self.select(catalog.EVALUATION_SCORE, suffix="_sum")))
+        judged = aggregate(per_evaluation, rate(self.select(catalog.EVALUATION_SCORE, suffix="_count")))
+        return f"{scores} / {judged}"
+
+    def evaluations_by_label(self) -> str:
+        """Evaluation results per second by evaluation and the label the evaluator gave."""
+        return aggregate((catalog.EVALUATION, catalog.LABEL), rate(self.select(catalog.EVALUATIONS)))
+
     def slowest_tools(self) -> str:
         """The tools with the highest p95 duration over the range."""
         p95 = self.histogram_quantile(catalog.OPERATION_DURATION, 0.95, (catalog.SERVICE, catalog.TOOL),

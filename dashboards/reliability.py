@@ -74,6 +74,36 @@ def _sections(scope: queries.Scope) -> list[Section]:
             stacked=True,
         ),
         lib.timeseries(
+            "Output check failure ratio",
+            question="Are the answers still well-formed: valid JSON, required fields, the right tool?",
+            details="Deterministic output checks that failed divided by all judged outputs, per check "
+                    "and model. A jump is often the first sign of a model changed underneath or a "
+                    "prompt edit that regressed; outputs that were not captured are not judged.",
+            unit=lib.RATIO,
+            targets=lib.targets((scope.check_fail_ratio(), "{{check}} {{model}}")),
+            width=8,
+        ),
+        lib.timeseries(
+            "Evaluation score (mean)",
+            question="Do the evaluators (an LLM judge) still rate the answers as highly?",
+            details="Mean score of each evaluation per model (the score histogram's sum over its "
+                    "count). A drop below its usual level after a model or prompt change is quality "
+                    "drift that no error shows.",
+            unit=lib.NONE,
+            targets=lib.targets((scope.mean_evaluation_score(), "{{evaluation}} {{model}}")),
+            width=8,
+        ),
+        lib.timeseries(
+            "Evaluation results by label",
+            question="How many answers did the evaluators pass or fail?",
+            details="Evaluation results per second by evaluation and the label the evaluator gave "
+                    "(for example relevant or irrelevant), stacked.",
+            unit=lib.RESULTS_PER_SECOND,
+            targets=lib.targets((scope.evaluations_by_label(), "{{evaluation}} {{label}}")),
+            width=8,
+            stacked=True,
+        ),
+        lib.timeseries(
             "Empty-response ratio by layer",
             question="What fraction of each layer's successful-looking operations returned nothing?",
             details="Completed, non-error operations that returned nothing, divided by all "

@@ -427,6 +427,30 @@ def test_cache_savings_add_up_what_the_exporter_priced_per_call(tmp_path: Path) 
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_output_check_failure_ratio_is_per_check_and_model(tmp_path: Path) -> None:
+    judged = dict(check="valid_json", agent="sql-analyst", tool="", model="gpt-4.1")
+    series = [
+        # 30 valid and 10 invalid JSON answers a minute: a quarter fail.
+        {"series": _domain(catalog.OUTPUT_CHECKS.name, **judged, result="pass"), "values": "0+30x60"},
+        {"series": _domain(catalog.OUTPUT_CHECKS.name, **judged, result="fail"), "values": "0+10x60"},
+    ]
+    result = _evaluate(tmp_path, reliability.UID, "Output check failure ratio", "A", series,
+                       [{"labels": '{check="valid_json", model="gpt-4.1"}', "value": 0.25}], "0.001")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_mean_evaluation_score_is_the_sum_over_the_count(tmp_path: Path) -> None:
+    judged = dict(evaluation="answer_relevance", agent="sql-analyst", model="gpt-4.1")
+    series = [
+        # 20 judgements a minute scoring 17 in all: a mean of 0.85.
+        {"series": _domain(f"{catalog.EVALUATION_SCORE.name}_sum", **judged), "values": "0+17x60"},
+        {"series": _domain(f"{catalog.EVALUATION_SCORE.name}_count", **judged), "values": "0+20x60"},
+    ]
+    result = _evaluate(tmp_path, reliability.UID, "Evaluation score (mean)", "A", series,
+                       [{"labels": '{evaluation="answer_relevance", model="gpt-4.1"}', "value": 0.85}], "0.001")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_failure_share_counts_errors_and_empty_responses_of_each_layer(tmp_path: Path) -> None:
     count = f"{catalog.OPERATION_DURATION.name}_count"
     tool = dict(layer="tool", operation="execute_tool", tool="search_docs", agent="support", provider="", model="")
