@@ -114,9 +114,9 @@ def test_a_short_secret_is_refused(tmp_path):
 
 
 def test_a_dimension_that_reads_message_content_is_refused():
-    text = "dimensions:\n  - {label: question, attributes: [app.question, gen_ai.input.messages]}\n"
+    text = f"dimensions:\n  - {{label: question, attributes: [app.question, {semconv.INPUT_MESSAGES}]}}\n"
     assert problems(text, environ={}) == [
-        "dimensions[0].attributes: 'gen_ai.input.messages' holds message content, prompts or tool arguments, "
+        f"dimensions[0].attributes: '{semconv.INPUT_MESSAGES}' holds message content, prompts or tool arguments, "
         "which never become labels"]
 
 
