@@ -73,7 +73,7 @@ limits:
   max_values: {model: many}
 colour: blue
 """) == [
-        "colour: unknown key (known: budgets, dimensions, limits, output_checks, prices, server)",
+        "colour: unknown key (known: budgets, dimensions, hashing, limits, output_checks, prices, server)",
         "dimensions[0].label: must be a Prometheus label name, got 'user-tier'",
         "dimensions[0].attributes: must be a non-empty list of attribute names",
         "dimensions[0].max_values: must be a positive integer, got 0",

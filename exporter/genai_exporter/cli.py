@@ -1,7 +1,9 @@
 """Command line: `genai-exporter serve | check-config | demo | prices import-litellm`.
 
-Flags follow the Prometheus exporter conventions (`--web.listen-address`, `--config.file`).
-A broken config or price file exits with code 2 and every problem named, before anything listens.
+Flags follow the Prometheus exporter conventions (`--web.listen-address`, `--config.file`,
+`--web.config.file`). A broken config, web config or price file exits with code 2 and every problem
+named, before anything listens. SIGTERM (or SIGINT) drains: requests already read are aggregated and
+answered before the process exits with code 0.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from genai_exporter.config import ConfigError, load_config
 from genai_exporter.expose import metrics_renderer
 from genai_exporter.pipeline import Pipeline
 from genai_exporter.pricing import load_price_table
+from genai_exporter.webconfig import WebConfigFile, load_web_settings
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -61,6 +64,7 @@ def _serve(args: argparse.Namespace) -> int:
         config_file = DEMO_CONFIG_FILE
     try:
         pipeline = _load(config_file)
+        web_config = WebConfigFile(args.web_config_file) if args.web_config_file is not None else None
         parse_listen_address(args.web_listen_address)
         parse_listen_address(args.otlp_listen_address)
     except ConfigError as error:
@@ -87,30 +91,59 @@ def _serve(args: argparse.Namespace) -> int:
 
     servers = start_servers(
         args.web_listen_address, args.otlp_listen_address, pipeline, _Metrics(registry),
-        pipeline.config.server, ready=lambda: True, scenarios=switch,
+        pipeline.config.server, ready=lambda: True, scenarios=switch, web_config=web_config,
+        ingest_auth=pipeline.config.ingest_auth,
     )
-    LOGGER.info("genai-exporter %s listening: web=:%d otlp=:%d%s", __version__, servers.web_port,
-                servers.otlp_port, " (demo workload on)" if args.demo else "")
+    security = []
+    if web_config is not None:
+        security.append("TLS" if web_config.tls_enabled else "no TLS")
+    if pipeline.config.ingest_auth.enabled:
+        security.append("OTLP bearer tokens")
+    LOGGER.info("genai-exporter %s listening: web=:%d otlp=:%d%s%s", __version__, servers.web_port,
+                servers.otlp_port, " (demo workload on)" if args.demo else "",
+                f" ({', '.join(security)})" if security else "")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     stop.wait()
-    LOGGER.info("shutting down")
+    timeout = pipeline.config.server.shutdown_timeout_seconds
+    LOGGER.info("shutting down: finishing the requests in flight (at most %gs)", timeout)
     if workload is not None:
         workload.stop()
-    servers.shutdown()
+    cut = servers.shutdown()
+    if cut:
+        LOGGER.warning("shut down with %d connection(s) cut at the %gs deadline: senders retry what they "
+                       "were not answered", cut, timeout)
+    else:
+        LOGGER.info("shut down: every request in flight was answered")
     return EXIT_OK
 
 
 def _check_config(args: argparse.Namespace) -> int:
-    try:
-        config = load_config(args.path)
-        prices = load_price_table(config.price_files)
-    except ConfigError as error:
-        print(error, file=sys.stderr)
+    if args.path is None and args.web_config_file is None:
+        print("genai-exporter check-config: give a config file, --web.config.file, or both", file=sys.stderr)
         return EXIT_USAGE
-    print(f"{args.path}: OK ({len(config.dimensions)} dimensions, {len(config.budgets)} budgets, "
-          f"{len(prices)} priced models)")
+    reports, errors = [], []
+    if args.path is not None:
+        try:
+            config = load_config(args.path)
+            prices = load_price_table(config.price_files)
+            reports.append(f"{args.path}: OK ({len(config.dimensions)} dimensions, {len(config.budgets)} budgets, "
+                           f"{len(prices)} priced models)")
+        except ConfigError as error:
+            errors.append(error)
+    if args.web_config_file is not None:
+        try:
+            web = load_web_settings(args.web_config_file).config
+            reports.append(f"{args.web_config_file}: OK (TLS {'on' if web.tls else 'off'}, "
+                           f"{len(web.basic_auth_users)} basic-auth users)")
+        except ConfigError as error:
+            errors.append(error)
+    for error in errors:
+        print(error, file=sys.stderr)
+    if errors:
+        return EXIT_USAGE
+    print("\n".join(reports))
     return EXIT_OK
 
 
@@ -155,6 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--config.file", dest="config_file", type=Path, default=None,
                        help="YAML configuration (dimensions, prices, budgets, limits); with --demo and no "
                             "file, the demo's budgets")
+    serve.add_argument("--web.config.file", dest="web_config_file", type=Path, default=None,
+                       help="exporter-toolkit web config (TLS, basic auth, rate limit, headers) for both "
+                            "listeners; re-read when it changes")
     serve.add_argument("--demo", action="store_true",
                        help="feed the exporter with the built-in demo agent workload")
     serve.add_argument("--demo.rate", dest="demo_rate", type=float, default=DEMO_DEFAULT_RATE,
@@ -166,7 +202,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(handler=_serve)
 
     check = commands.add_parser("check-config", help="validate a configuration file and exit")
-    check.add_argument("path", type=Path)
+    check.add_argument("path", type=Path, nargs="?", default=None)
+    check.add_argument("--web.config.file", dest="web_config_file", type=Path, default=None,
+                       help="also validate this exporter-toolkit web config (certificates and keys included)")
     check.set_defaults(handler=_check_config)
 
     demo = commands.add_parser("demo", help="send the demo agent workload over OTLP/HTTP")

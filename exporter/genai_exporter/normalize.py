@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from genai_exporter import catalog, semconv
 from genai_exporter.checks import CapturedOutput, run_check, span_matches
 from genai_exporter.config import Dimension, OutputCheck
+from genai_exporter.pseudonym import pseudonym
 from genai_exporter.records import AttributeValue, SpanEvent, SpanRecord, TokenUsage
 
 # Above these a span is not a GenAI call but a bug or a forgery: reject it rather than let one
@@ -178,7 +179,7 @@ def _token_count(value: AttributeValue | None) -> int | None:
         raise _InvalidTokens(f"token count {value!r} is not a number")
     if isinstance(value, int):
         count = value
-    elif (isinstance(value, float) and value.is_integer()) or (isinstance(value, str) and value.strip().isdigit()):
+    elif (isinstance(value, float) and value.is_integer()) or (isinstance(value, str) and _is_decimal(value.strip())):
         count = int(value)
     else:
         raise _InvalidTokens(f"token count {value!r} is not a non-negative integer")
@@ -187,11 +188,30 @@ def _token_count(value: AttributeValue | None) -> int | None:
     return count
 
 
+def _is_decimal(text: str) -> bool:
+    # ASCII only: str.isdigit() also accepts '²', which int() refuses. The length bound keeps int()
+    # within Python's digit limit; MAX_TOKENS_PER_CALL has 9 digits anyway.
+    return 0 < len(text) <= 20 and text.isascii() and text.isdigit()
+
+
+def _unicode(text: str) -> str:
+    """The text with lone surrogates (possible in OTLP/JSON) replaced: label values must encode as UTF-8."""
+    return text if text.isascii() else text.encode("utf-8", "replace").decode("utf-8")
+
+
+def _parse_json(text: str) -> object:
+    """A captured JSON attribute, or None when it is not JSON or nested too deeply to parse."""
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+
+
 def _text(value: AttributeValue | None) -> str:
     if value is None:
         return ""
     if isinstance(value, str):
-        return value
+        return _unicode(value)
     if isinstance(value, tuple) and value:
         return _text(value[0])
     if isinstance(value, bool | int | float):
@@ -203,7 +223,7 @@ def _operation(found: Mapping[str, AttributeValue]) -> str | None:
     """The gen_ai.operation.name the span stands for, in whichever dialect it says so."""
     value = found.get(_OPERATION)
     if isinstance(value, str) and value:
-        return value.strip().lower()
+        return _unicode(value.strip().lower())
     kind = found.get(_OPENINFERENCE_KIND)
     if isinstance(kind, str) and kind:
         return semconv.OPENINFERENCE_KIND_TO_OPERATION.get(kind.upper())
@@ -276,12 +296,7 @@ def _usage(found: Mapping[str, AttributeValue], operation: str) -> TokenUsage | 
 
 
 def _json_object(value: AttributeValue | None) -> dict[str, AttributeValue]:
-    if not isinstance(value, str):
-        return {}
-    try:
-        parsed = json.loads(value)
-    except ValueError:
-        return {}
+    parsed = _parse_json(value) if isinstance(value, str) else None
     return parsed if isinstance(parsed, dict) else {}
 
 
@@ -309,9 +324,9 @@ def _first_chunk_seconds(span: SpanRecord) -> float | None:
 
 def _finish_reasons(value: AttributeValue | None) -> tuple[str, ...]:
     if isinstance(value, str):
-        return (value.strip().lower(),) if value.strip() else ()
+        return (_unicode(value.strip().lower()),) if value.strip() else ()
     if isinstance(value, tuple):
-        return tuple(item.strip().lower() for item in value if isinstance(item, str) and item.strip())
+        return tuple(_unicode(item.strip().lower()) for item in value if isinstance(item, str) and item.strip())
     return ()
 
 
@@ -326,12 +341,7 @@ def _seconds(value: AttributeValue | None, scale: float) -> float | None:
 
 def _output_messages_empty(value: AttributeValue) -> bool | None:
     """True when captured gen_ai.output.messages hold no text and no tool call; None if unreadable."""
-    if not isinstance(value, str):
-        return None
-    try:
-        messages = json.loads(value)
-    except ValueError:
-        return None
+    messages = _parse_json(value) if isinstance(value, str) else None
     if not isinstance(messages, list):
         return None
     for message in messages:
@@ -341,7 +351,8 @@ def _output_messages_empty(value: AttributeValue) -> bool | None:
         for part in parts:
             if not isinstance(part, dict):
                 return False
-            if part.get(semconv.OUTPUT_PART_TYPE) not in semconv.OUTPUT_PART_TEXT_TYPES:
+            part_type = part.get(semconv.OUTPUT_PART_TYPE)
+            if not isinstance(part_type, str) or part_type not in semconv.OUTPUT_PART_TEXT_TYPES:
                 return False  # a tool call, image, file...: the model did answer
             content = part.get(semconv.OUTPUT_PART_CONTENT)
             if not isinstance(content, str) or content.strip():
@@ -357,10 +368,7 @@ def _result_empty(value: AttributeValue) -> bool:
             return True
         if len(text) > 16:
             return False
-        try:
-            return json.loads(text) in _EMPTY_JSON_VALUES
-        except ValueError:
-            return False
+        return _parse_json(text) in _EMPTY_JSON_VALUES
     if isinstance(value, tuple | dict):
         return len(value) == 0
     return False
@@ -511,6 +519,7 @@ class Normalizer:
 
     def __init__(self, dimensions: Sequence[Dimension], output_checks: Sequence[OutputCheck] = ()) -> None:
         self._dimension_attributes = tuple(d.attributes for d in dimensions)
+        self._dimension_secrets = tuple(d.hash_secret for d in dimensions)
         self._output_checks = tuple(output_checks)
         self.keep_attributes: frozenset[str] = frozenset(
             semconv.metric_attribute_keys()
@@ -521,9 +530,11 @@ class Normalizer:
         """Attribute keys this normalizer reads; receivers may drop every other key unconverted."""
 
     def _dimensions(self, span: SpanRecord) -> tuple[str, ...]:
+        """Each dimension's value: the first attribute present (span before resource), pseudonymised
+        when the dimension is hashed. Absent stays "" (unknown), hashed or not."""
         values = []
         attributes, resource = span.attributes, span.resource_attributes
-        for keys in self._dimension_attributes:
+        for keys, secret in zip(self._dimension_attributes, self._dimension_secrets, strict=True):
             value = ""
             for key in keys:
                 found = attributes.get(key)
@@ -532,6 +543,8 @@ class Normalizer:
                 if found is not None:
                     value = _text(found)
                     break
+            if secret is not None and value:
+                value = pseudonym(secret, value)
             values.append(value)
         return tuple(values)
 

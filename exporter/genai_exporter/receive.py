@@ -39,12 +39,14 @@ _GZIP_WBITS = 16 + zlib.MAX_WBITS
 # HTTP status -> google.rpc.Code of the Status body (the gRPC mapping of the same condition).
 _RPC_CODE_BY_HTTP_STATUS = {
     400: code_pb2.INVALID_ARGUMENT,
+    401: code_pb2.UNAUTHENTICATED,
     404: code_pb2.NOT_FOUND,
     405: code_pb2.UNIMPLEMENTED,
     408: code_pb2.DEADLINE_EXCEEDED,
     411: code_pb2.INVALID_ARGUMENT,
     413: code_pb2.RESOURCE_EXHAUSTED,
     415: code_pb2.INVALID_ARGUMENT,
+    429: code_pb2.RESOURCE_EXHAUSTED,
     500: code_pb2.INTERNAL,
     503: code_pb2.UNAVAILABLE,
 }
@@ -53,7 +55,8 @@ _STATUS_CODE_ERROR = Status.STATUS_CODE_ERROR
 _STATUS_CODE_BY_NAME = {name: number for name, number in Status.StatusCode.items()}
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _UINT64_MAX = 2**64 - 1
-_DECIMAL_INTEGER = re.compile(r"-?[0-9]+")
+# At most 20 digits (uint64 max): int() of a longer string can exceed Python's digit limit and raise.
+_DECIMAL_INTEGER = re.compile(r"-?[0-9]{1,20}")
 # Longest client value quoted back in an error message.
 _MAX_QUOTED_CHARS = 40
 

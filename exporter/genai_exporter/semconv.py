@@ -288,6 +288,34 @@ COMPLETION_TOOL_CALL_ALIASES = (
     "llm.output_messages.0.message.tool_calls.0.tool_call.function.name",  # OpenInference
     "ai.response.toolCalls",                      # Vercel legacy
 )
+# Every attribute that carries message content, prompts, tool arguments or results, or retrieved
+# documents, in any dialect: none may ever become a label (config refuses a dimension reading one),
+# and the tests feed them to check that none reaches /metrics or a log line.
+INPUT_MESSAGES = "gen_ai.input.messages"
+SYSTEM_INSTRUCTIONS = "gen_ai.system_instructions"
+CONTENT_ATTRIBUTES = frozenset({
+    INPUT_MESSAGES, OUTPUT_MESSAGES, SYSTEM_INSTRUCTIONS, OPENINFERENCE_OUTPUT_VALUE,
+    *TOOL_CALL_RESULT_ALIASES, *COMPLETION_TEXT_ALIASES, *COMPLETION_TOOL_CALL_ALIASES,
+    "gen_ai.tool.call.arguments", "gen_ai.tool.definitions",
+    "gen_ai.prompt", "gen_ai.completion",                       # deprecated semconv
+    "input.value", "tool.parameters",                           # OpenInference
+    "traceloop.entity.input",                                   # OpenLLMetry
+    "ai.prompt", "ai.prompt.messages", "ai.prompt.tools", "ai.response.object", "ai.toolCall.args",
+    "ai.value", "ai.values",                                    # Vercel
+    "langfuse.observation.input", "langfuse.observation.output",
+})
+CONTENT_ATTRIBUTE_PREFIXES = (
+    "gen_ai.prompt.", "gen_ai.completion.",                    # OpenLLMetry before 0.55
+    "llm.input_messages.", "llm.output_messages.", "llm.prompts", "llm.prompt_template.",
+    "retrieval.documents.", "embedding.embeddings.", "reranker.",  # OpenInference
+)
+
+
+def is_content_attribute(key: str) -> bool:
+    """Whether an attribute holds what users or models said, which must never leave the exporter."""
+    return key in CONTENT_ATTRIBUTES or key.startswith(CONTENT_ATTRIBUTE_PREFIXES)
+
+
 # Parts of gen_ai.output.messages that make an output non-empty without text.
 OUTPUT_PART_TYPE = "type"
 OUTPUT_PART_CONTENT = "content"

@@ -1,11 +1,34 @@
 """The exporter's two HTTP listeners: OTLP/HTTP traces in, Prometheus /metrics out.
 
-Standard library only (http.server), HTTP/1.1 with keep-alive, one thread per connection. The OTLP
-listener follows OTLP/HTTP: POST /v1/traces, 200 with an ExportTraceServiceResponse (partial
-success when spans were rejected), 4xx/5xx with a google.rpc.Status body, 503 with Retry-After when
-overloaded. It protects itself before trusting a client: the body size is checked against the
-declared Content-Length before a byte is read, at most `max_concurrent_requests` bodies are read and
-decoded at once, and a client gets `request_timeout_seconds` to send its body.
+Standard library only (http.server, ssl), HTTP/1.1 with keep-alive, one thread per connection, at
+most `max_connections` connections per listener (further clients wait in the kernel's accept queue,
+as behind Prometheus' --web.max-connections). Both listeners honour the exporter-toolkit web config
+(TLS, basic auth, rate limit, response headers: see `webconfig` and `access`); the OTLP listener
+also takes bearer tokens. Credentials are checked on the headers, before a byte of the body is read.
+
+The OTLP listener follows OTLP/HTTP: POST /v1/traces, 200 with an ExportTraceServiceResponse
+(partial success when spans were rejected), 4xx with a google.rpc.Status body, 503 with
+Retry-After when overloaded. It protects itself before trusting a client: the body size is checked
+against the declared Content-Length before a byte is read, and a client gets
+`request_timeout_seconds` to send its body.
+
+Backpressure: the bounded queue between receiving and aggregating is the `max_concurrent_requests`
+semaphore, not a queue with a worker thread. A request takes a slot before its body is read and
+keeps it until its spans are aggregated and it is answered; a request that finds no free slot within
+`queue_timeout_seconds` is answered 503 with Retry-After, which OTLP senders retry, and is counted
+in genai_exporter_otlp_requests_total{code="503"} (the listener's only 503s are this one and the
+refusals while shutting down). Why not a queue and a worker: the pipeline already serialises
+aggregation under one lock and the GIL serialises decoding, so a worker would add no throughput;
+what it would add is a second buffer of decoded spans to bound, 200 answers for spans not yet
+counted (lost on a crash, and no partial-success report, which needs the spans normalised), and
+a queue to drain on shutdown. Here memory is bounded by max_concurrent_requests bodies (each at most
+max_request_bytes, and max_decompressed_bytes once decompressed) plus the decoded spans of those
+requests; a 200 means the spans are counted; and draining on shutdown is waiting for the requests
+in flight.
+
+Shutdown (`RunningServers.shutdown`): stop accepting, close idle keep-alive connections, let every
+request already read finish (aggregated and answered, with `Connection: close`), for at most
+`shutdown_timeout_seconds`, then cut what is left.
 
 The web listener serves /metrics, the Prometheus-style /-/healthy and /-/ready probes, and with
 `serve --demo` the switch of the demo workload's failure scenarios.
@@ -19,6 +42,7 @@ import json
 import logging
 import socket
 import socketserver
+import ssl
 import sys
 import threading
 import time
@@ -28,7 +52,8 @@ from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
 from genai_exporter import __version__
-from genai_exporter.config import ServerLimits
+from genai_exporter.access import Admission, BearerTokens, Gate
+from genai_exporter.config import IngestAuth, ServerLimits
 from genai_exporter.receive import (
     CONTENT_TYPE_JSON,
     CONTENT_TYPE_PROTOBUF,
@@ -39,6 +64,7 @@ from genai_exporter.receive import (
     parse_media_headers,
 )
 from genai_exporter.records import IngestResult, SpanRecord
+from genai_exporter.webconfig import UnusableWebConfig, WebConfigFile
 
 LOGGER = logging.getLogger(__name__)
 
@@ -48,8 +74,10 @@ HEALTHY_PATH = "/-/healthy"
 READY_PATH = "/-/ready"
 SCENARIOS_PATH = "/-/demo/scenarios"
 
-# How long a request waits for a decoding slot before it is told to retry (503).
-SLOT_WAIT_SECONDS = 1.0
+# What a refused OTLP sender is told to wait before retrying (Retry-After, seconds).
+RETRY_AFTER_SECONDS = 1
+# How often the accept loop checks whether it should stop (so shutdown starts within this time).
+_ACCEPT_POLL_SECONDS = 0.05
 # After answering without reading a body, how long to swallow what the client still sends, so
 # that closing does not reset the connection before the client has read the answer.
 LINGER_SECONDS = 1.0
@@ -127,16 +155,34 @@ def parse_listen_address(text: str) -> tuple[str, int]:
     return host, int(port_text)
 
 
+class _TLSRefused(Exception):
+    """The TLS handshake failed or the client certificate is not allowed; the connection is closed."""
+
+
 class _HTTPServer(ThreadingHTTPServer):
-    """A threading HTTP server that can bind dual-stack and close its open connections on shutdown."""
+    """A threading HTTP server: dual-stack bind, a cap on connections, TLS and credentials from its
+    Gate, and a drain on shutdown that lets requests in flight finish."""
 
     daemon_threads = True
+    # Connection threads are joined by `wait_until_drained`, with a deadline, not by server_close.
+    block_on_close = False
+    # The listen backlog (socketserver's default is 5): a burst of senders connecting at once, or
+    # clients waiting for a connection slot, queue in the kernel instead of being reset. Go listeners,
+    # like Prometheus', use the system maximum too.
+    request_queue_size = socket.SOMAXCONN
 
-    def __init__(self, address: str, handler: type[BaseHTTPRequestHandler], request_timeout: float) -> None:
+    def __init__(self, address: str, handler: type[BaseHTTPRequestHandler], request_timeout: float,
+                 max_connections: int, gate: Gate) -> None:
         host, port = parse_listen_address(address)
         self.address_family, bind_host, self._dual_stack = _socket_family(host, port)
         self.request_timeout = request_timeout
-        self._connections: set[socket.socket] = set()
+        self.gate = gate
+        self.draining = False
+        self._stopping = threading.Event()
+        self._connection_slots = threading.BoundedSemaphore(max_connections)
+        # Open connections, and whether each is busy with a request (False: idle between requests).
+        self._connections: dict[socket.socket, bool] = {}
+        self._connection_threads: set[threading.Thread] = set()
         self._connections_lock = threading.Lock()
         super().__init__((bind_host, port), handler)
 
@@ -150,7 +196,7 @@ class _HTTPServer(ThreadingHTTPServer):
     def handle_error(self, request: Any, client_address: Any) -> None:
         """Log what escaped a handler through `logging` (socketserver would print to stderr)."""
         error = sys.exc_info()[1]
-        if isinstance(error, OSError):
+        if isinstance(error, OSError | _TLSRefused):
             LOGGER.debug("connection from %s ended: %s", client_address, error)
         else:
             LOGGER.exception("unexpected error serving %s", client_address)
@@ -159,20 +205,75 @@ class _HTTPServer(ThreadingHTTPServer):
     def port(self) -> int:
         return self.server_address[1]
 
-    def track(self, connection: socket.socket, is_open: bool) -> None:
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """Serve the connection on its own thread once a connection slot is free (see max_connections)."""
+        while not self._connection_slots.acquire(timeout=_ACCEPT_POLL_SECONDS):
+            if self._stopping.is_set():
+                self.shutdown_request(request)
+                return
+        thread = threading.Thread(target=self._serve_connection, args=(request, client_address),
+                                  name=f"{self.__class__.__name__}-connection", daemon=True)
         with self._connections_lock:
-            if is_open:
-                self._connections.add(connection)
-            else:
-                self._connections.discard(connection)
+            self._connection_threads.add(thread)
+        thread.start()
 
-    def close_connections(self) -> None:
-        """End keep-alive connections: shutting the read side lets an in-flight answer finish."""
+    def _serve_connection(self, request: Any, client_address: Any) -> None:
+        try:
+            self.finish_request(request, client_address)
+        except Exception:
+            self.handle_error(request, client_address)
+        finally:
+            self.shutdown_request(request)
+            self._connection_slots.release()
+            with self._connections_lock:
+                self._connection_threads.discard(threading.current_thread())
+
+    def track(self, connection: socket.socket, busy: bool | None) -> None:
+        """Record a connection as busy with a request, idle between requests, or (None) closed.
+
+        A connection that turns idle while the server drains is closed at once.
+        """
         with self._connections_lock:
-            connections = list(self._connections)
-        for connection in connections:
-            with contextlib.suppress(OSError):  # already closed by its handler
-                connection.shutdown(socket.SHUT_RD)
+            if busy is None:
+                self._connections.pop(connection, None)
+                return
+            self._connections[connection] = busy
+            close_now = self.draining and not busy
+        if close_now:
+            _shut(connection, socket.SHUT_RD)
+
+    def stop_accepting(self) -> None:
+        """Close the listening socket: new clients are refused from now on (connection refused)."""
+        self._stopping.set()
+        self.shutdown()
+        self.socket.close()
+
+    def close_idle_connections(self) -> None:
+        """Start draining: idle keep-alive connections close now, busy ones after their answer."""
+        with self._connections_lock:
+            self.draining = True
+            idle = [connection for connection, busy in self._connections.items() if not busy]
+        for connection in idle:
+            _shut(connection, socket.SHUT_RD)  # the handler's read returns: it closes the connection
+
+    def wait_until_drained(self, deadline: float) -> int:
+        """Wait until every connection is closed or the deadline passes; cut what is left, return how many."""
+        with self._connections_lock:
+            threads = list(self._connection_threads)
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        with self._connections_lock:
+            left = list(self._connections)
+        for connection in left:
+            _shut(connection, socket.SHUT_RDWR)
+        return len(left)
+
+
+def _shut(connection: socket.socket, how: int) -> None:
+    # socket.socket's own shutdown: SSLSocket.shutdown would also tear down the TLS state under the
+    # handler thread that is still using it.
+    with contextlib.suppress(OSError):  # already closed by its handler
+        socket.socket.shutdown(connection, how)
 
 
 def _socket_family(host: str, port: int) -> tuple[socket.AddressFamily, str, bool]:
@@ -189,23 +290,60 @@ def _socket_family(host: str, port: int) -> tuple[socket.AddressFamily, str, boo
 
 
 class _Handler(BaseHTTPRequestHandler):
-    """Common HTTP/1.1 plumbing: timeouts, connection tracking, logging via `logging`."""
+    """Common HTTP/1.1 plumbing: TLS, timeouts, connection tracking, logging via `logging`."""
 
     protocol_version = "HTTP/1.1"
     server_version = f"genai-exporter/{__version__}"
     sys_version = ""
     server: _HTTPServer
+    # Headers of the web config (http_server_config.headers) that every answer to this request carries.
+    _response_headers: Sequence[tuple[str, str]] = ()
 
     def setup(self) -> None:
-        # The socket timeout bounds every wait on a client, including idle keep-alive connections.
+        # The socket timeout bounds every wait on a client: the TLS handshake, idle keep-alive.
         self.timeout = self.server.request_timeout
+        if self.server.gate.tls_enabled:
+            self.request = self._handshake(self.request)
         super().setup()
-        self.server.track(self.connection, True)
+        self.server.track(self.connection, False)
+
+    def _handshake(self, raw: socket.socket) -> ssl.SSLSocket:
+        """TLS with the certificates in force now, then the client_allowed_sans check."""
+        raw.settimeout(self.timeout)
+        try:
+            settings = self.server.gate.settings()
+            if settings is None or settings.tls_context is None:  # cannot happen: TLS is fixed at startup
+                raise UnusableWebConfig("no TLS context")
+            connection = settings.tls_context.wrap_socket(raw, server_side=True)
+        except (UnusableWebConfig, OSError) as error:  # ssl.SSLError is an OSError
+            LOGGER.debug("TLS handshake with %s failed: %s", self.client_address, error)
+            raise _TLSRefused from None
+        tls = settings.config.tls
+        if tls is not None and tls.client_allowed_sans and not _allowed_san(connection, tls.client_allowed_sans):
+            LOGGER.debug("client certificate of %s has none of the allowed SANs", self.client_address)
+            connection.close()
+            raise _TLSRefused
+        return connection
 
     def finish(self) -> None:
         try:
             super().finish()
         finally:
+            self.server.track(self.connection, None)
+            if isinstance(self.connection, ssl.SSLSocket):
+                # The server closes the socket it accepted, which the TLS wrapper has taken over.
+                _shut(self.connection, socket.SHUT_WR)
+                self.connection.close()
+
+    def parse_request(self) -> bool:
+        # The request line has arrived: from here until its answer the connection is busy.
+        self.server.track(self.connection, True)
+        self._response_headers = ()
+        return super().parse_request()
+
+    def handle_one_request(self) -> None:
+        super().handle_one_request()
+        if not self.close_connection:
             self.server.track(self.connection, False)
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -214,15 +352,21 @@ class _Handler(BaseHTTPRequestHandler):
     def _path(self) -> str:
         return urlsplit(self.path).path
 
+    def _admit(self) -> Admission:
+        """The listener's checks (rate limit, credentials) on this request's headers."""
+        admission = self.server.gate.admit(self.headers.get("Authorization"))
+        self._response_headers = admission.headers
+        return admission
+
     def _send(self, code: int, body: bytes, content_type: str, headers: Sequence[tuple[str, str]] = (),
               close: bool = False) -> None:
         self.send_response(code)
         if code != 204:  # a 204 has neither content nor content headers (RFC 9110)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
-        for name, value in headers:
+        for name, value in (*self._response_headers, *headers):
             self.send_header(name, value)
-        if close:
+        if close or self.server.draining:
             self.send_header("Connection", "close")
         self.end_headers()
         if self.command != "HEAD":
@@ -250,20 +394,45 @@ class _ClientGone(Exception):
     """The client closed the connection before sending its whole body."""
 
 
+def _allowed_san(connection: ssl.SSLSocket, allowed: Sequence[str]) -> bool:
+    """Whether the verified client certificate has one of the allowed Subject Alternative Names."""
+    certificate = connection.getpeercert() or {}
+    for kind, value in certificate.get("subjectAltName", ()):
+        if kind == "IP Address":
+            with contextlib.suppress(ValueError):
+                value = str(ipaddress.ip_address(value.strip()))
+        if value in allowed:
+            return True
+    return False
+
+
 class _OtlpServer(_HTTPServer):
-    def __init__(self, address: str, sink: IngestSink, limits: ServerLimits) -> None:
+    def __init__(self, address: str, sink: IngestSink, limits: ServerLimits, gate: Gate) -> None:
         self.sink = sink
         self.limits = limits
         self.slots = threading.BoundedSemaphore(limits.max_concurrent_requests)
-        super().__init__(address, _OtlpHandler, limits.request_timeout_seconds)
+        super().__init__(address, _OtlpHandler, limits.request_timeout_seconds, limits.max_connections, gate)
 
 
 class _OtlpHandler(_Handler):
     """POST /v1/traces, answered as OTLP/HTTP prescribes."""
 
     server: _OtlpServer
+    _continue_pending = False
+
+    def parse_request(self) -> bool:
+        self._continue_pending = False
+        return super().parse_request()
+
+    def handle_expect_100(self) -> bool:
+        """Hold back 100 Continue until the request is admitted (credentials, size, a free slot), so a
+        refused client never sends its body."""
+        self._continue_pending = True
+        return True
 
     def do_POST(self) -> None:
+        if not self._admitted():
+            return
         path = self._path()
         if path != OTLP_TRACES_PATH:
             self._refuse(404, f"no OTLP endpoint at {path}: traces are received at {OTLP_TRACES_PATH}")
@@ -289,17 +458,31 @@ class _OtlpHandler(_Handler):
         except ReceiveError as error:
             self._refuse(error.http_status, error.message)
             return
-        if not self.server.slots.acquire(timeout=SLOT_WAIT_SECONDS):
+        if not self.server.slots.acquire(timeout=self.server.limits.queue_timeout_seconds):
             self._refuse(503, "the exporter is busy with other export requests: retry later",
-                         (("Retry-After", "1"),))
+                         (("Retry-After", str(RETRY_AFTER_SECONDS)),))
             return
         try:
             self._export(length, content_type, content_encoding)
         finally:
             self.server.slots.release()
 
+    def _admitted(self) -> bool:
+        """Check credentials and rate limit; on refusal answer it (body unread) and return False."""
+        refusal = self._admit().refusal
+        if refusal is None:
+            return True
+        if refusal.status == 401:
+            LOGGER.debug("refused OTLP request from %s: %s", self.client_address[0], refusal.message)
+        self._refuse(refusal.status, refusal.message, refusal.headers)
+        return False
+
     def _export(self, length: int, content_type: str | None, content_encoding: str | None) -> None:
         json_encoding = self._json_encoding()
+        if self._continue_pending:
+            self._continue_pending = False
+            self.send_response_only(100)
+            self.end_headers()
         try:
             body = self._read_body(length)
         except _ClientGone:
@@ -366,6 +549,8 @@ class _OtlpHandler(_Handler):
         self._linger()
 
     def _not_post(self) -> None:
+        if not self._admitted():
+            return
         if self._path() == OTLP_TRACES_PATH:
             self._refuse(405, f"{self.command} is not allowed: export spans with POST",
                          (("Allow", "POST"),))
@@ -381,11 +566,11 @@ class _OtlpHandler(_Handler):
 
 class _WebServer(_HTTPServer):
     def __init__(self, address: str, metrics: MetricsSource, ready: Callable[[], bool],
-                 scenarios: ScenarioSwitch | None, request_timeout: float) -> None:
+                 scenarios: ScenarioSwitch | None, limits: ServerLimits, gate: Gate) -> None:
         self.metrics = metrics
         self.ready = ready
         self.scenarios = scenarios
-        super().__init__(address, _WebHandler, request_timeout)
+        super().__init__(address, _WebHandler, limits.request_timeout_seconds, limits.max_connections, gate)
 
 
 class _WebHandler(_Handler):
@@ -400,6 +585,10 @@ class _WebHandler(_Handler):
 
     def _dispatch(self) -> None:
         if not self._discard_body():
+            return
+        refusal = self._admit().refusal
+        if refusal is not None:
+            self._send(refusal.status, f"{refusal.message}\n".encode(), _TEXT, refusal.headers)
             return
         path = self._path()
         try:
@@ -472,25 +661,31 @@ class _WebHandler(_Handler):
 class RunningServers:
     """Both listeners, serving on background threads until `shutdown`."""
 
-    def __init__(self, web: _WebServer, otlp: _OtlpServer) -> None:
+    def __init__(self, web: _WebServer, otlp: _OtlpServer, drain_timeout: float) -> None:
         self._servers = (web, otlp)
+        self._drain_timeout = drain_timeout
         self.web_port = web.port
         self.otlp_port = otlp.port
         self._threads = [
-            threading.Thread(target=server.serve_forever, name=f"genai-exporter-{name}", daemon=True)
+            threading.Thread(target=server.serve_forever, args=(_ACCEPT_POLL_SECONDS,), name=f"genai-exporter-{name}",
+                             daemon=True)
             for name, server in (("web", web), ("otlp", otlp))
         ]
         for thread in self._threads:
             thread.start()
 
-    def shutdown(self) -> None:
-        """Stop accepting, let in-flight requests finish their answer, close every connection."""
+    def shutdown(self) -> int:
+        """Stop accepting and drain: every request already read is aggregated and answered (for at most
+        shutdown_timeout_seconds), idle connections close. Returns how many connections were cut at
+        the deadline (0 when everything finished)."""
+        deadline = time.monotonic() + self._drain_timeout
         for server in self._servers:
-            server.shutdown()
-            server.server_close()
-            server.close_connections()
+            server.stop_accepting()
         for thread in self._threads:
             thread.join()
+        for server in self._servers:
+            server.close_idle_connections()
+        return sum(server.wait_until_drained(deadline) for server in self._servers)
 
 
 def start_servers(
@@ -501,15 +696,19 @@ def start_servers(
     limits: ServerLimits,
     ready: Callable[[], bool],
     scenarios: ScenarioSwitch | None = None,
+    web_config: WebConfigFile | None = None,
+    ingest_auth: IngestAuth | None = None,
 ) -> RunningServers:
     """Bind both listeners and serve them in the background; raises OSError if a bind fails.
 
-    Ports in the result are the bound ones, so port 0 (tests) picks free ports.
+    `web_config` (the --web.config.file) applies to both listeners; `ingest_auth` adds bearer tokens
+    to the OTLP listener. Ports in the result are the bound ones, so port 0 (tests) picks free ports.
     """
-    web = _WebServer(web_address, metrics, ready, scenarios, limits.request_timeout_seconds)
+    bearer = BearerTokens(ingest_auth) if ingest_auth is not None and ingest_auth.enabled else None
+    web = _WebServer(web_address, metrics, ready, scenarios, limits, Gate(web_config))
     try:
-        otlp = _OtlpServer(otlp_address, sink, limits)
+        otlp = _OtlpServer(otlp_address, sink, limits, Gate(web_config, bearer, unusable_status=503))
     except BaseException:
         web.server_close()
         raise
-    return RunningServers(web, otlp)
+    return RunningServers(web, otlp, limits.shutdown_timeout_seconds)
