@@ -142,7 +142,7 @@ def test_readme_links_the_panel_table() -> None:
 
 def test_dashboards_have_the_fixed_uids_the_alerts_link_to() -> None:
     assert IDS == [cost.UID, reliability.UID, exporter_health.UID]
-    assert set(IDS) == set(rules.DASHBOARD_UIDS)
+    assert set(IDS) == {rules.COST_DASHBOARD, rules.RELIABILITY_DASHBOARD, rules.EXPORTER_DASHBOARD}
 
 
 def test_every_alert_dashboard_link_opens_one_of_the_dashboards() -> None:

@@ -32,13 +32,6 @@ ALERTMANAGER_CONFIG = ROOT / "deploy" / "alertmanager" / "alertmanager.yml"
 KUBERNETES_DIR = ROOT / "deploy" / "kubernetes"
 BRIDGE_COMPONENT = KUBERNETES_DIR / "components" / "otlp-grpc-bridge"
 
-# Mounted by the stack but written by other parts of the project; a test of one of them is skipped,
-# saying so, while the file is not in the tree yet.
-PROVIDED_ELSEWHERE = {
-    "alerts": "the alert rules",
-    "deploy/alertmanager": "the Alertmanager routing",
-    "README.md": "the project README",
-}
 EXPORTER_SERVICE = "genai-exporter"
 EXPORTER_JOB = "genai-exporter"
 
@@ -86,13 +79,10 @@ def _bind_mounts() -> list[tuple[str, str, str, str]]:
 
 
 def _require_in_tree(relative: str) -> Path:
-    """The repository path, or skip the test when another part of the project has not added it yet."""
+    """The repository path; a missing one fails the test that needs it."""
     path = ROOT / relative
     if not path.exists():
-        owner = PROVIDED_ELSEWHERE.get(relative)
-        if owner is None:
-            pytest.fail(f"{relative} is missing")
-        pytest.skip(f"{relative} ({owner}) is not in the repository yet")
+        pytest.fail(f"{relative} is missing")
     return path
 
 
@@ -103,7 +93,7 @@ def _run(command: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
 def _tool(name: str) -> str:
     path = shutil.which(name)
     if path is None:
-        pytest.skip(f"{name} is not installed (Debian package: see the CI setup)")
+        pytest.fail(f"{name} is not installed: scripts/test.sh installs it (Debian packages)")
     return path
 
 
@@ -306,8 +296,7 @@ def test_promtool_accepts_the_prometheus_config(tmp_path: Path) -> None:
 def test_prometheus_loads_every_rule_file_mounted_from_alerts(tmp_path: Path) -> None:
     promtool = _tool("promtool")
     rule_files = sorted(_require_in_tree("alerts").glob(generate.RULES_GLOB))
-    if not rule_files:
-        pytest.skip(f"alerts/ has no {generate.RULES_GLOB} yet")
+    assert rule_files, f"alerts/ has no {generate.RULES_GLOB}"
     layout = _mirror_mounts("prometheus", "/etc/prometheus", tmp_path)
     result = _run([promtool, "check", "config", str(layout / "prometheus.yml")])
     assert result.returncode == 0, result.stdout + result.stderr
@@ -424,10 +413,7 @@ def test_every_config_file_says_which_service_reads_it(path: Path) -> None:
 
 @pytest.mark.parametrize("generator", generate.GENERATORS, ids=lambda generator: generator.__name__)
 def test_generated_kubernetes_manifests_are_fresh(generator: Any) -> None:
-    try:
-        output = generator(ROOT)
-    except generate.MissingInput as error:
-        pytest.skip(f"cannot generate yet: {error}")
+    output = generator(ROOT)
     on_disk = ROOT / output.path
     assert on_disk.is_file() and on_disk.read_text(encoding="utf-8") == output.text, (
         f"{output.path} is stale: run python -m deploy.kubernetes.generate")
