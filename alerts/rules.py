@@ -125,16 +125,17 @@ class _Scale:
 class MinimumRate:
     """A traffic floor of `count` events per `window`, written as a per-second rate.
 
-    Below it a ratio is a handful of events and flaps. The floor is a rate of the unscaled window,
-    so a time-scaled rendering keeps it: traffic that passes at scale 1 passes at any scale.
+    Below it a ratio is a handful of events and flaps. What makes a ratio trustworthy is how many
+    events its window holds, so a time-scaled rendering keeps the count and shrinks the window: the
+    floor of a 5m window scaled to 15s is still 20 events, now per 15s.
     """
 
     count: int
     window: str
 
-    def promql(self) -> str:
+    def promql(self, scale: _Scale) -> str:
         """The floor as PromQL (`20 / 300`), readable as "20 per 5 minutes"."""
-        return f"{self.count} / {parse_duration(self.window) // 1000}"
+        return f"{self.count} / {parse_duration(scale(self.window)) // 1000}"
 
 
 @dataclass(frozen=True)
@@ -236,9 +237,9 @@ def _ratio(level: Sequence[str], numerator: str, denominator: str, window: str) 
     return f"{_rate_by(level, numerator, window)}\n/\n{_rate_by(level, denominator, window)}"
 
 
-def _guard(level: Sequence[str], volume: str, minimum: MinimumRate) -> str:
+def _guard(level: Sequence[str], volume: str, minimum: MinimumRate, scale: _Scale) -> str:
     """Minimum-traffic guard: `and on (level)` the traffic is at least `minimum` per second."""
-    return f"and on ({_labels(level)})\n{volume} >= {minimum.promql()}"
+    return f"and on ({_labels(level)})\n{volume} >= {minimum.promql(scale)}"
 
 
 def record_name(level: Sequence[str], metric: str, operations: str) -> str:
@@ -594,7 +595,7 @@ def _reliability_group(scale: _Scale) -> RuleGroup:
     rules.append(AlertRule(
         alert=MODEL_ERROR_RATE_HIGH,
         expr=(f"{MODEL_ERRORS_RATIO5M} > {MODEL_ERROR_RATIO}\n"
-              + _guard(MODEL_LEVEL, _sum_by(MODEL_LEVEL, MODEL_CALLS_RATE5M), MIN_CALLS)),
+              + _guard(MODEL_LEVEL, _sum_by(MODEL_LEVEL, MODEL_CALLS_RATE5M), MIN_CALLS, scale)),
         for_=scale("5m"),
         severity=CRITICAL,
         summary="Calls to a model are failing: the provider may be down or rate limiting.",
@@ -606,7 +607,7 @@ def _reliability_group(scale: _Scale) -> RuleGroup:
     rules.append(AlertRule(
         alert=TOOL_ERROR_RATE_HIGH,
         expr=(f"{TOOL_ERRORS_RATIO5M} > {TOOL_ERROR_RATIO}\n"
-              + _guard(TOOL_LEVEL, _sum_by(TOOL_LEVEL, TOOL_CALLS_RATE5M), MIN_CALLS)),
+              + _guard(TOOL_LEVEL, _sum_by(TOOL_LEVEL, TOOL_CALLS_RATE5M), MIN_CALLS, scale)),
         for_=scale("10m"),
         severity=WARNING,
         summary="A tool fails on many of its calls.",
@@ -620,7 +621,7 @@ def _reliability_group(scale: _Scale) -> RuleGroup:
         rules.append(AlertRule(
             alert=OPERATION_LATENCY_HIGH,
             expr=(f"{p95} > {threshold}\n"
-                  + _guard(OPERATION_LEVEL, _sum_by(OPERATION_LEVEL, OPERATIONS_RATE5M), MIN_CALLS)),
+                  + _guard(OPERATION_LEVEL, _sum_by(OPERATION_LEVEL, OPERATIONS_RATE5M), MIN_CALLS, scale)),
             for_=scale("15m"),
             severity=WARNING,
             labels={catalog.LAYER: layer},
@@ -659,7 +660,7 @@ def _spike_alert(scale: _Scale, name: str, ratios: Mapping[str, str], level: Seq
     return AlertRule(
         alert=name,
         expr=(f"{recent} > {ratio}\nand\n{recent} > {SPIKE_OVER_BASELINE} * {baseline}\n"
-              + _guard(level, volume, MIN_CALLS)),
+              + _guard(level, volume, MIN_CALLS, scale)),
         for_=scale("10m"),
         severity=WARNING,
         summary=summary,
@@ -697,7 +698,7 @@ def _agents_group(scale: _Scale) -> RuleGroup:
             alert=AGENT_RUN_ERROR_BUDGET_BURN,
             expr=(f"{AGENT_RUN_FAILURES_RATIO[window.long]} > {threshold}\n"
                   f"and\n{AGENT_RUN_FAILURES_RATIO[window.short]} > {threshold}\n"
-                  + _guard(AGENT_LEVEL, AGENT_RUNS_RATE[window.long], minimum)),
+                  + _guard(AGENT_LEVEL, AGENT_RUNS_RATE[window.long], minimum, scale)),
             for_=scale(window.for_),
             severity=window.severity,
             labels={LONG_WINDOW: scale(window.long), SHORT_WINDOW: scale(window.short)},
@@ -713,7 +714,7 @@ def _agents_group(scale: _Scale) -> RuleGroup:
     rules.append(AlertRule(
         alert=AGENT_RETRY_LOOP_SUSPECTED,
         expr=(f"{recent} > {RETRY_LOOP_OVER_BASELINE} * {baseline}\n"
-              + _guard(AGENT_LEVEL, AGENT_RUNS_RATE["30m"], MIN_AGENT_RUNS_30M)),
+              + _guard(AGENT_LEVEL, AGENT_RUNS_RATE["30m"], MIN_AGENT_RUNS_30M, scale)),
         for_=scale("15m"),
         severity=WARNING,
         summary="Agent runs make far more model calls than usual: a run may be stuck in a retry loop.",
@@ -772,7 +773,7 @@ def _exporter_group(scale: _Scale) -> RuleGroup:
             alert=EXPORTER_REJECTING_SPANS,
             expr=(f"{SPANS_REJECTED_RATE5M}\n  / on ({_labels(INSTANCE_LEVEL)}) group_left\n{SPANS_RECEIVED_RATE5M}\n"
                   f"  > {REJECTED_SPAN_RATIO}\n"
-                  + _guard(INSTANCE_LEVEL, SPANS_RECEIVED_RATE5M, MIN_CALLS)),
+                  + _guard(INSTANCE_LEVEL, SPANS_RECEIVED_RATE5M, MIN_CALLS, scale)),
             for_=scale("15m"),
             severity=WARNING,
             summary="Spans are rejected as invalid: their tokens and costs are not counted.",
@@ -785,7 +786,7 @@ def _exporter_group(scale: _Scale) -> RuleGroup:
             alert=EXPORTER_REQUEST_ERRORS,
             expr=(f"{_sum_by(INSTANCE_LEVEL, _select(OTLP_REQUESTS_RATE5M, failed_requests))}"
                   f"\n/\n{requests_by_instance}\n  > {FAILED_REQUEST_RATIO}\n"
-                  + _guard(INSTANCE_LEVEL, requests_by_instance, MIN_CALLS)),
+                  + _guard(INSTANCE_LEVEL, requests_by_instance, MIN_CALLS, scale)),
             for_=scale("15m"),
             severity=WARNING,
             summary="OTLP export requests to genai-exporter fail: whole batches of spans are lost.",

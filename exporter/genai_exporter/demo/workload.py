@@ -105,6 +105,10 @@ BASELINE_MODEL_ERROR_TYPES = (("RateLimitError", 0.5), ("APITimeoutError", 0.3),
 BASELINE_MODEL_ERROR_EVERY = 100
 BASELINE_TOOL_ERROR_EVERY = 100
 BASELINE_EMPTY_SEARCH_EVERY = 40
+# An agent run that gives up (its invoke_agent span ends in error): rare in a healthy system, well
+# inside a 99 % run-success SLO; every run of a retry loop ends so, when it hits its turn limit.
+BASELINE_RUN_FAILURE_EVERY = 400
+RUN_FAILURE_ERROR_TYPE = "MaxTurnsExceeded"
 # Quiet failures of a healthy system: now and then a malformed JSON answer or a tool the agent has
 # no business calling. The output checks count them (genai_output_checks_total).
 BASELINE_MALFORMED_JSON_EVERY = 60
@@ -384,6 +388,7 @@ class _Planner:
         self._empty_searches = _Rare(BASELINE_EMPTY_SEARCH_EVERY, rng)
         self._malformed_json = _Rare(BASELINE_MALFORMED_JSON_EVERY, rng)
         self._wrong_tools = _Rare(BASELINE_WRONG_TOOL_EVERY, rng)
+        self._run_failures = _Rare(BASELINE_RUN_FAILURE_EVERY, rng)
 
     def plan(self, agent: AgentProfile, tier: str, active: frozenset[str]) -> _Step:
         """The step tree of one run of `agent` for a user of `tier`, under the active scenarios."""
@@ -404,7 +409,8 @@ class _Planner:
             # Whole documents pulled into the prompt: the answer no longer fits in max_tokens.
             run.context_tokens += _lognormal(rng, 9000, 0.4, 4000, 20000)
 
-        if RETRY_LOOP in active and agent is RETRY_LOOP_AGENT:
+        looping = RETRY_LOOP in active and agent is RETRY_LOOP_AGENT
+        if looping:
             for attempt in range(rng.randint(*RETRY_LOOP_STEPS)):
                 steps += self._chat(run, model, final=False, slowdown=1 + 0.25 * attempt, tools=(RUN_SQL,))
                 steps.append(self._tool(run, RUN_SQL, slowdown=1 + 0.1 * attempt, failed_query=True))
@@ -414,11 +420,16 @@ class _Planner:
                 steps += self._chat(run, model, final=False, tools=tools)
                 steps += [self._tool(run, tool) for tool in tools]
         steps += self._chat(run, model, final=True, truncate=truncating)
+        failed = looping or self._run_failures()
+        attributes: dict[str, AttributeValue] = {
+            semconv.OPERATION_NAME: semconv.OP_INVOKE_AGENT, semconv.AGENT_NAME: agent.name,
+            semconv.PROVIDER_NAME: model.provider}
+        if failed:
+            attributes[semconv.ERROR_TYPE] = RUN_FAILURE_ERROR_TYPE
         return _Step(
-            f"{semconv.OP_INVOKE_AGENT} {agent.name}", SpanKind.INTERNAL,
-            {semconv.OPERATION_NAME: semconv.OP_INVOKE_AGENT, semconv.AGENT_NAME: agent.name,
-             semconv.PROVIDER_NAME: model.provider},
+            f"{semconv.OP_INVOKE_AGENT} {agent.name}", SpanKind.INTERNAL, attributes,
             own_s=_lognormal(rng, 0.08, 0.5, 0.01, 1.0), children=steps,
+            error_type=RUN_FAILURE_ERROR_TYPE if failed else "",
         )
 
     def _memory(self, agent: AgentProfile) -> _Step:
