@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.process_collector import ProcessCollector
 
 from genai_exporter.config import load_config
-from genai_exporter.expose import metrics_renderer
+from genai_exporter.expose import GenAICollector, metrics_renderer
 from genai_exporter.pipeline import Pipeline
 from genai_exporter.pricing import load_price_table
 from genai_exporter.server import start_servers
@@ -26,8 +26,8 @@ LISTENING = "listening: web=:{web} otlp=:{otlp}"
 
 
 class _Metrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.render = metrics_renderer(registry)
+    def __init__(self, collector: GenAICollector, others: CollectorRegistry) -> None:
+        self.render = metrics_renderer(collector, others)
 
 
 def main(argv: list[str]) -> int:
@@ -35,10 +35,9 @@ def main(argv: list[str]) -> int:
     config = load_config(Path(argv[0]) if argv else None)
     pipeline = Pipeline(config, load_price_table(config.price_files))
     registry = CollectorRegistry()
-    registry.register(pipeline.collector)
     registry.register(ProcessCollector(registry=None))
-    servers = start_servers("127.0.0.1:0", "127.0.0.1:0", pipeline, _Metrics(registry), config.server,
-                            ready=lambda: True)
+    servers = start_servers("127.0.0.1:0", "127.0.0.1:0", pipeline, _Metrics(pipeline.collector, registry),
+                            config.server, ready=lambda: True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     print(LISTENING.format(web=servers.web_port, otlp=servers.otlp_port), file=sys.stderr, flush=True)

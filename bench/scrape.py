@@ -29,7 +29,7 @@ from bench.common import Measurement, Verdict, header, machine
 from bench.workload import agent_spans
 from genai_exporter import semconv
 from genai_exporter.config import Config, Dimension
-from genai_exporter.expose import metrics_renderer
+from genai_exporter.expose import GenAICollector, metrics_renderer
 from genai_exporter.inprocess import readable_span_to_record
 from genai_exporter.pipeline import Pipeline
 from genai_exporter.pricing import load_price_table
@@ -50,27 +50,35 @@ def _series_count(text: str) -> int:
     return sum(1 for line in text.splitlines() if line and not line.startswith("#"))
 
 
-def exporter_with_series(target: int) -> tuple[CollectorRegistry, int]:
-    """A registry with the pipeline's collector holding at least `target` series; (registry, series)."""
+def exporter_with_series(target: int) -> tuple[GenAICollector, int]:
+    """The pipeline's collector holding at least `target` series; (collector, series)."""
     dimensions = (Dimension("user_tier", semconv.DEFAULT_USER_TIER_ATTRIBUTES, 10_000_000),
                   Dimension("feature", semconv.DEFAULT_FEATURE_ATTRIBUTES, 100))
     pipeline = Pipeline(Config(dimensions=dimensions), load_price_table())
-    registry = CollectorRegistry()
-    registry.register(pipeline.collector)
-    render = metrics_renderer(registry)
+    render = metrics_renderer(pipeline.collector)
     records = [readable_span_to_record(span) for span in agent_spans(SPANS_PER_TIER)]
-    pipeline.ingest(_with_tier(records, "tier-0"))
-    per_tier = _series_count(render(TEXT_ACCEPT)[0].decode())
-    for index in range(1, math.ceil(target / per_tier)):
-        pipeline.ingest(_with_tier(records, f"tier-{index}"))
-    return registry, _series_count(render(TEXT_ACCEPT)[0].decode())
+    tiers = 0
+    series = 0
+    while series < target:
+        pipeline.ingest(_with_tier(records, f"tier-{tiers}"))
+        tiers += 1
+        if tiers == 1 or tiers % 10 == 0:
+            series = _series_count(render(TEXT_ACCEPT)[0].decode())
+            per_tier = series / tiers
+            # Close to the target, count after each tier so as not to overshoot.
+            if target - series < 10 * per_tier:
+                while series < target:
+                    pipeline.ingest(_with_tier(records, f"tier-{tiers}"))
+                    tiers += 1
+                    series = _series_count(render(TEXT_ACCEPT)[0].decode())
+    return pipeline.collector, series
 
 
-def plain_registry_like(registry: CollectorRegistry) -> CollectorRegistry:
-    """Plain prometheus_client metrics with the same series as `registry`, replayed from its OpenMetrics."""
+def plain_registry_like(collector: GenAICollector) -> CollectorRegistry:
+    """Plain prometheus_client metrics with the same series as `collector`, replayed from its OpenMetrics."""
     prometheus_client.disable_created_metrics()
     plain = CollectorRegistry()
-    body, _ = metrics_renderer(registry)(OPENMETRICS_ACCEPT)
+    body, _ = metrics_renderer(collector)(OPENMETRICS_ACCEPT)
     for family in text_string_to_metric_families(body.decode()):
         if not family.samples:
             continue
@@ -135,9 +143,9 @@ def run(rounds: int, series_targets: Sequence[int]) -> list[Verdict]:
            [machine()])
     verdicts = []
     for target in series_targets:
-        registry, series = exporter_with_series(target)
-        plain = plain_registry_like(registry)
-        render = metrics_renderer(registry)
+        collector, series = exporter_with_series(target)
+        plain = plain_registry_like(collector)
+        render = metrics_renderer(collector)
         ours_text = render(TEXT_ACCEPT)[0]
         theirs_text = prometheus_client.generate_latest(plain)
         matching = same_series(ours_text.decode(), theirs_text.decode())
