@@ -17,7 +17,6 @@ import argparse
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 
 import prometheus_client
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -43,7 +42,7 @@ SPANS_PER_TIER = 300
 
 
 def _with_tier(records: Sequence[SpanRecord], tier: str) -> list[SpanRecord]:
-    return [replace(record, attributes={**record.attributes, semconv.USER_TIER: tier}) for record in records]
+    return [record._replace(attributes={**record.attributes, semconv.USER_TIER: tier}) for record in records]
 
 
 def _series_count(text: str) -> int:

@@ -73,7 +73,7 @@ def test_label_combination_cache_stays_bounded_when_values_never_repeat():
     agg = aggregator()
     base = chat()
     for index in range(SERIES_LABELS_CACHE_SIZE + 10):
-        agg.record(replace(base, dimensions=(f"user-{index}", "search")), "gpt-4o-mini", None)
+        agg.record(base._replace(dimensions=(f"user-{index}", "search")), "gpt-4o-mini", None)
     assert (agg.cached_label_combinations, agg.label_overflows["user_tier"]) == (
         10, SERIES_LABELS_CACHE_SIZE + 10 - 100)
 
