@@ -1,8 +1,9 @@
-"""What every benchmark shares: the machine description, repeated timing, and the verdict line.
+"""What every benchmark shares: the machine description, CPU timing, and the verdict lines.
 
-Benchmarks compare against a baseline measured in the same run on the same machine, so that a
-noisy shared machine moves both; they report medians of repeated runs with the spread, never a
-best case.
+Benchmarks compare against a baseline measured in the same run on the same machine, and time
+the CPU the measured process spends rather than the wall clock: the machine is shared, and other
+processes on it would otherwise count as ours. They report medians of repeated runs with every
+run shown, never a best case.
 """
 
 from __future__ import annotations
@@ -42,11 +43,19 @@ def pin_to_cpu(cpu: int, pid: int = 0) -> str:
     return f"pinned to CPU {cpu}"
 
 
-def timed(function: Callable[[], object]) -> float:
-    """Wall-clock seconds of one call."""
-    start = time.perf_counter()
+def cpu_timed(function: Callable[[], object]) -> float:
+    """CPU seconds this process spends in one call: load from other processes cannot inflate it."""
+    start = time.process_time()
     function()
-    return time.perf_counter() - start
+    return time.process_time() - start
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system, all threads) another process has used so far, from /proc."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    # After the command name: state is field 3 of stat(5), utime 14 and stime 15.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(frozen=True)
