@@ -4,9 +4,10 @@ Agent runs as instrumented agents emit them: one trace per run, an `invoke_agent
 `retrieval` (with its `embeddings` call), `chat` calls with `execute_tool` calls between them, and a
 final `chat`; about ten attributes on each span (current GenAI semconv names, through `semconv`),
 user tier and feature on every span as a Baggage-copying processor puts them, three services with
-realistic resources. Deterministic for a seed, so every run of a benchmark sees the same spans.
-Spans are kept as SDK `ReadableSpan`s (for the in-process benchmarks) and encoded into OTLP
-protobuf bodies by the SDK's own encoder (for the ingest benchmark).
+realistic resources. Deterministic for a seed (operations, attributes, timings) except trace and
+span ids, which the SDK draws at random. Spans are kept as SDK `ReadableSpan`s (for the
+in-process benchmarks) and encoded into OTLP protobuf bodies by the SDK's own encoder (for the
+ingest benchmark).
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from opentelemetry.context import Context
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
-from opentelemetry.trace import SpanKind, Status, StatusCode, set_span_in_context
+from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer, set_span_in_context
 
 from genai_exporter import semconv
 
@@ -83,7 +85,7 @@ class _SpanMaker:
     def __init__(self, seed: int) -> None:
         self._rng = random.Random(seed)
         self.kept = _Keep()
-        self._tracers = {}
+        self._tracers: dict[str, Tracer] = {}
         for service in sorted({agent.service for agent in _AGENTS}):
             provider = TracerProvider(resource=_resource(service))
             provider.add_span_processor(self.kept)
@@ -92,6 +94,7 @@ class _SpanMaker:
         self._clock = START_NS
 
     def run(self) -> None:
+        """Emit one agent run: one trace, its spans ending in order, children before parents."""
         rng = self._rng
         agent = rng.choice(_AGENTS)
         tier = rng.choices(_TIERS, (0.5, 0.35, 0.15))[0]
@@ -115,7 +118,7 @@ class _SpanMaker:
         cursor = self._chat(tracer, context, cursor, agent, who, final=True)
         root.end(end_time=cursor + 1_000_000)
 
-    def _retrieval(self, tracer, context, cursor: int, agent: _Agent, who: dict[str, str]) -> int:
+    def _retrieval(self, tracer: Tracer, context: Context, cursor: int, agent: _Agent, who: dict[str, str]) -> int:
         rng = self._rng
         span = tracer.start_span(
             "retrieval kb-articles", context=context, start_time=cursor,
@@ -136,7 +139,8 @@ class _SpanMaker:
         span.end(end_time=end)
         return end + 1_000_000
 
-    def _chat(self, tracer, context, cursor: int, agent: _Agent, who: dict[str, str], *, final: bool) -> int:
+    def _chat(self, tracer: Tracer, context: Context, cursor: int, agent: _Agent, who: dict[str, str], *,
+              final: bool) -> int:
         rng = self._rng
         self._calls += 1
         attributes = {
@@ -163,7 +167,7 @@ class _SpanMaker:
         span.end(end_time=end)
         return end + 1_000_000
 
-    def _tool(self, tracer, context, cursor: int, agent: _Agent, who: dict[str, str]) -> int:
+    def _tool(self, tracer: Tracer, context: Context, cursor: int, agent: _Agent, who: dict[str, str]) -> int:
         rng = self._rng
         tool = rng.choice(agent.tools)
         result = [] if rng.random() < 0.03 else [{"id": f"kb-{rng.randint(1000, 9999)}", "score": 0.81}]

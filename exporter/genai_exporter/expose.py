@@ -97,7 +97,7 @@ def _bucket_bounds(spec: catalog.MetricSpec) -> list[str]:
     return [repr(float(bound)) for bound in spec.buckets] + ["+Inf"]
 
 
-def counter_family(family: _Counters) -> CounterMetricFamily:
+def _counter_family(family: _Counters) -> CounterMetricFamily:
     """A counter family with one sample per series, exemplars attached where the spec has them."""
     spec = family.spec
     metric = CounterMetricFamily(spec.family_name, spec.help, labels=family.label_names, unit=spec.unit)
@@ -107,7 +107,7 @@ def counter_family(family: _Counters) -> CounterMetricFamily:
     return metric
 
 
-def histogram_family(family: _Histograms) -> HistogramMetricFamily:
+def _histogram_family(family: _Histograms) -> HistogramMetricFamily:
     """A histogram family with cumulative buckets, exemplars on the buckets they fell into."""
     spec = family.spec
     metric = HistogramMetricFamily(spec.family_name, spec.help, labels=family.label_names, unit=spec.unit)
@@ -123,7 +123,7 @@ def histogram_family(family: _Histograms) -> HistogramMetricFamily:
     return metric
 
 
-def gauge_family(family: _Gauges) -> GaugeMetricFamily:
+def _gauge_family(family: _Gauges) -> GaugeMetricFamily:
     """A gauge family with the labels of each sample."""
     metric = GaugeMetricFamily(family.name, family.help)
     for labels, value in family.samples:
@@ -133,13 +133,13 @@ def gauge_family(family: _Gauges) -> GaugeMetricFamily:
 
 def _prometheus_family(family: _Family) -> Metric:
     if isinstance(family, _Counters):
-        return counter_family(family)
+        return _counter_family(family)
     if isinstance(family, _Histograms):
-        return histogram_family(family)
-    return gauge_family(family)
+        return _histogram_family(family)
+    return _gauge_family(family)
 
 
-def budget_families(budgets: Sequence[Budget]) -> Iterator[_Gauges]:
+def _budget_families(budgets: Sequence[Budget]) -> Iterator[_Gauges]:
     """Budget gauges from the config, one family per budget kind, labelled by their dimensions."""
     for spec in catalog.BUDGET_METRICS:
         samples = tuple((budget.labels, budget.value) for budget in budgets if budget.metric == spec.name)
@@ -268,7 +268,7 @@ class GenAICollector:
         self._lock = lock
         build_info = _Gauges(catalog.BUILD_INFO.name, catalog.BUILD_INFO.help,
                              ((tuple(zip(catalog.BUILD_INFO.labels, build, strict=True)), 1.0),))
-        self._static_families: tuple[_Gauges, ...] = (build_info, *budget_families(budgets))
+        self._static_families: tuple[_Gauges, ...] = (build_info, *_budget_families(budgets))
 
     def _live_families(self) -> list[_Family]:
         """The aggregator's families; they read its live state, so they are used under the lock."""
@@ -337,6 +337,8 @@ def metrics_renderer(collector: GenAICollector, others: CollectorRegistry | None
 
     def render(accept_header: str | None) -> tuple[bytes, str]:
         encoder, content_type = choose_encoder(accept_header or "")
+        # choose_encoder binds the negotiated escaping to the encoder it returns (a partial); the
+        # plain text encoder it returns without one defaults to underscores.
         escaping = getattr(encoder, "keywords", {}).get("escaping", UNDERSCORES)
         if escaping not in _IDENTITY_ESCAPINGS:
             registry = CollectorRegistry()

@@ -200,7 +200,9 @@ def _gunzip(body: bytes, limit: int) -> bytes:
 # keeps the fields the view leaves out (links, trace state, kind, scope, dropped counts) as raw
 # bytes instead of building objects for them, and the keys of a span's attributes are matched
 # against `keep_attributes` by one set intersection in C, so only the values the pipeline reads
-# are ever turned into Python objects.
+# are ever turned into Python objects. The price: fields the view leaves out are only checked for
+# well-formed wire encoding, not for valid UTF-8, so a span whose trace_state is not UTF-8 is
+# accepted rather than refusing the whole request over a field nothing reads.
 
 _VIEW_PACKAGE = "genai_exporter.otlp_trace_view"
 _ANY_VALUE = ".opentelemetry.proto.common.v1.AnyValue"
