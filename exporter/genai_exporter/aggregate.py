@@ -131,7 +131,6 @@ class _SeriesLabels:
     """
 
     service: str
-    agent: str
     dimensions: LabelValues
     provider_model: tuple[str, str]
     duration: LabelValues
@@ -236,7 +235,7 @@ class Aggregator:
         dims = tuple(dim_cap(value) for dim_cap, value in zip(self._dimension_caps, obs.dimensions, strict=True))
         status = catalog.STATUS_ERROR if obs.error else catalog.STATUS_OK
         return _SeriesLabels(
-            service=service, agent=agent, dimensions=dims, provider_model=(provider, model),
+            service=service, dimensions=dims, provider_model=(provider, model),
             duration=(service, obs.layer, operation, provider, model, agent, tool, status, error_type, *dims),
             empty_responses=(service, obs.layer, operation, provider, model, agent, tool, *dims),
             tokens=tuple((service, provider, model, operation, token_type, *dims)

@@ -244,7 +244,7 @@ class _ExpositionWriter:
             self.gauges(family)
 
 
-def write_families(families: Iterable[_Family], openmetrics: bool) -> str:
+def _write_families(families: Iterable[_Family], openmetrics: bool) -> str:
     """The exposition text of the families, without the OpenMetrics `# EOF` terminator."""
     writer = _ExpositionWriter(openmetrics)
     for family in families:
@@ -312,8 +312,8 @@ class GenAICollector:
     def write(self, openmetrics: bool) -> str:
         """What prometheus_client's encoder writes for `collect()`, without building the families."""
         with self._lock:
-            live = write_families(self._live_families(), openmetrics)
-        return live + write_families(self._static_families, openmetrics)
+            live = _write_families(self._live_families(), openmetrics)
+        return live + _write_families(self._static_families, openmetrics)
 
 
 class _RegistryAsCollector:
