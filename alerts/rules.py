@@ -135,7 +135,7 @@ class MinimumRate:
 
     def promql(self, scale: _Scale) -> str:
         """The floor as PromQL (`20 / 300`), readable as "20 per 5 minutes"."""
-        return f"{self.count} / {parse_duration(scale(self.window)) // 1000}"
+        return f"{self.count} / {round(parse_duration(self.window) * scale.time_scale) / 1000:g}"
 
 
 @dataclass(frozen=True)

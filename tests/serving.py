@@ -20,7 +20,7 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry
 
 from genai_exporter.config import Config
-from genai_exporter.expose import metrics_renderer
+from genai_exporter.expose import GenAICollector, metrics_renderer
 from genai_exporter.pipeline import Pipeline
 from genai_exporter.pricing import PriceTable, load_price_table
 from genai_exporter.server import RunningServers, start_servers
@@ -37,8 +37,8 @@ def built_in_prices() -> PriceTable:
 
 
 class _Metrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.render = metrics_renderer(registry)
+    def __init__(self, collector: GenAICollector) -> None:
+        self.render = metrics_renderer(collector)
 
 
 def total(registry: CollectorRegistry, sample: str, **labels: str) -> float:
@@ -78,7 +78,7 @@ def serving(config: Config | None = None, web_config_file: Path | None = None) -
     registry = CollectorRegistry()
     registry.register(pipeline.collector)
     web_config = WebConfigFile(web_config_file) if web_config_file is not None else None
-    servers = start_servers("127.0.0.1:0", "127.0.0.1:0", pipeline, _Metrics(registry), config.server,
+    servers = start_servers("127.0.0.1:0", "127.0.0.1:0", pipeline, _Metrics(pipeline.collector), config.server,
                             ready=lambda: True, web_config=web_config, ingest_auth=config.ingest_auth)
     try:
         yield Exporter(pipeline, registry, servers)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from genai_exporter import catalog, semconv
-from genai_exporter.aggregate import Aggregator
+from genai_exporter.aggregate import SERIES_LABELS_CACHE_SIZE, Aggregator
 from genai_exporter.config import CardinalityLimits, default_dimensions
 from genai_exporter.normalize import Normalizer, Observation
 from genai_exporter.records import SpanRecord, TokenCost
@@ -59,6 +59,23 @@ def test_label_values_past_the_cap_become_overflow_and_are_still_counted():
     overflow_tokens = agg.unpriced_tokens.values[("checkout", "openai", catalog.OVERFLOW_VALUE, "", "")]
     assert (models, overflow_tokens, agg.label_overflows[catalog.MODEL]) == (
         ["__overflow__", "m1", "m2"], 6_000.0, 2)
+
+
+def test_every_observation_of_an_overflowed_value_counts_as_an_overflow():
+    agg = aggregator(max_values={**CardinalityLimits().max_values, catalog.MODEL: 1})
+    for model in ("m1", "m2", "m2", "m2", "m1"):
+        agg.record(chat(), model, None)
+    assert (agg.label_overflows[catalog.MODEL], agg.unpriced_tokens.values[
+        ("checkout", "openai", catalog.OVERFLOW_VALUE, "", "")]) == (3, 9_000.0)
+
+
+def test_label_combination_cache_stays_bounded_when_values_never_repeat():
+    agg = aggregator()
+    base = chat()
+    for index in range(SERIES_LABELS_CACHE_SIZE + 10):
+        agg.record(base._replace(dimensions=(f"user-{index}", "search")), "gpt-4o-mini", None)
+    assert (agg.cached_label_combinations, agg.label_overflows["user_tier"]) == (
+        10, SERIES_LABELS_CACHE_SIZE + 10 - 100)
 
 
 def test_dimension_values_past_their_cap_overflow():

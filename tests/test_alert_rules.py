@@ -113,11 +113,13 @@ def test_time_scaling_multiplies_every_for_and_range_window():
         for rule in original_rules]
 
 
-def test_time_scaling_keeps_traffic_floors_in_events_per_second():
-    def floors(text: str) -> list[str]:
-        return re.findall(r">= ([0-9]+ / [0-9]+)", text)
+def test_time_scaling_keeps_traffic_floors_in_events_per_window():
+    def floors(text: str) -> list[tuple[str, float]]:
+        return [(events, float(seconds)) for events, seconds in re.findall(r">= ([0-9]+) / ([0-9.]+)", text)]
 
-    assert floors(rules.render_rules(0.01)) == floors(rules.render_rules()) != []
+    unscaled = floors(rules.render_rules())
+    assert (floors(rules.render_rules(0.01)), unscaled != []) == (
+        [(events, seconds * 0.01) for events, seconds in unscaled], True)
 
 
 # --- Covered by the promtool tests ----------------------------------------------------------------

@@ -15,7 +15,7 @@ import pytest
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from genai_exporter import catalog, cli, semconv
@@ -84,7 +84,7 @@ def catalogue_family_names() -> set[str]:
 
 def test_every_catalogue_metric_has_samples_within_the_first_15_seconds_of_the_demo():
     registry = run_demo(runs=RUNS_IN_FIRST_15_SECONDS)
-    exposition = metrics_renderer(registry)("text/plain")[0].decode()
+    exposition = generate_latest(registry).decode()
     assert catalogue_family_names() - families_with_samples(exposition) == set()
 
 
@@ -299,7 +299,7 @@ def exporter_pipeline() -> Iterator[tuple[Pipeline, str]]:
     registry.register(pipeline.collector)
 
     class Metrics:
-        render = staticmethod(metrics_renderer(registry))
+        render = staticmethod(metrics_renderer(pipeline.collector))
 
     servers = start_servers("127.0.0.1:0", "127.0.0.1:0", pipeline, Metrics(), DEMO_CONFIG.server,
                             ready=lambda: True)

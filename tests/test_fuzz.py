@@ -35,7 +35,7 @@ from prometheus_client.parser import text_string_to_metric_families as parse_tex
 
 from genai_exporter import catalog, semconv
 from genai_exporter.config import Config, Dimension
-from genai_exporter.expose import metrics_renderer
+from genai_exporter.expose import GenAICollector, metrics_renderer
 from genai_exporter.normalize import MAX_DURATION_SECONDS, MAX_TOKENS_PER_CALL, Normalizer, Observation, Rejection
 from genai_exporter.pipeline import Pipeline
 from genai_exporter.pricing import load_price_table
@@ -299,11 +299,11 @@ def test_text_that_is_not_valid_unicode_never_breaks_a_scrape(key, operation):
     registry = CollectorRegistry()
     registry.register(pipeline.collector)
     pipeline.ingest(_decode(body, JSON, None))
-    assert _samples(registry)[(catalog.SPANS_RECEIVED.name, ())] == 1.0
+    assert _samples(pipeline.collector)[(catalog.SPANS_RECEIVED.name, ())] == 1.0
 
 
-def _samples(registry: CollectorRegistry) -> dict[tuple, float]:
-    render = metrics_renderer(registry)
+def _samples(collector: GenAICollector) -> dict[tuple, float]:
+    render = metrics_renderer(collector)
     text = render(None)[0].decode("utf-8")
     openmetrics = render("application/openmetrics-text; version=1.0.0")[0].decode("utf-8")
     assert sum(1 for _ in parse_openmetrics(openmetrics)) > 0
@@ -325,7 +325,7 @@ def test_after_any_batches_scrapes_render_finite_values_and_no_counter_goes_down
     previous: dict[tuple, float] = {}
     for request in batches:
         pipeline.ingest(_decode(request.SerializeToString(), PROTOBUF, None))
-        current = _samples(registry)
+        current = _samples(pipeline.collector)
         assert all(math.isfinite(value) for value in current.values())
         went_down = {key: (previous[key], value) for key, value in current.items()
                      if _monotonic(key[0]) and key in previous and value < previous[key]}

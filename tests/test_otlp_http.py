@@ -75,7 +75,7 @@ def exporter() -> Iterator[Exporter]:
     registry.register(pipeline.collector)
 
     class Metrics:
-        render = staticmethod(metrics_renderer(registry))
+        render = staticmethod(metrics_renderer(pipeline.collector))
 
     servers = start_servers("127.0.0.1:0", "127.0.0.1:0", pipeline, Metrics(), LIMITS, ready=lambda: True)
     yield Exporter(pipeline, registry, servers.otlp_port, servers.web_port)

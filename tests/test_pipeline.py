@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry
 
 from genai_exporter import catalog, semconv
 from genai_exporter.inprocess import GenAIMetricsSpanProcessor
-from genai_exporter.pipeline import Pipeline
+from genai_exporter.pipeline import INGEST_CHUNK_SIZE, Pipeline
 from genai_exporter.pricing import load_price_table
 from genai_exporter.receive import decode_export_request
 from genai_exporter.records import IngestResult
@@ -98,6 +98,21 @@ def test_counters_never_decrease_across_batches():
     assert seen == [10.0, 10.0, 15.0]
 
 
+def test_an_agent_run_longer_than_an_ingest_chunk_is_tallied_whole():
+    pipeline = Pipeline(prices=PRICES)
+    root = "00f067aa0ba90200"
+    calls = [span(chat_attributes(), parent_span_id=root, start_ns=1_760_000_000_000_000_000 + i * 1_000_000)
+             for i in range(INGEST_CHUNK_SIZE + 44)]
+    agent = span({semconv.OPERATION_NAME: semconv.OP_INVOKE_AGENT, semconv.AGENT_NAME_ALIASES[0]: "triage"},
+                 span_id=root, duration_s=600)
+    pipeline.ingest([agent, *calls])
+    labels = {catalog.SERVICE: "checkout", catalog.AGENT: "triage", "user_tier": "", "feature": ""}
+    registry = registry_of(pipeline)
+    assert (registry.get_sample_value(catalog.AGENT_RUN_MODEL_CALLS.name + "_sum", labels),
+            registry.get_sample_value(catalog.SPANS_RECEIVED.name)) == (
+        INGEST_CHUNK_SIZE + 44.0, INGEST_CHUNK_SIZE + 45.0)
+
+
 # --- the in-process SpanProcessor ---------------------------------------------------------------------
 
 def _agent_run(provider: TracerProvider) -> None:
@@ -144,6 +159,20 @@ def test_processor_on_end_never_raises_into_the_application():
     processor = GenAIMetricsSpanProcessor(CollectorRegistry(), prices=PRICES)
     processor.on_end(object())  # not a span at all
     assert processor.force_flush() is True
+
+
+def test_a_span_that_cannot_be_converted_is_dropped_alone():
+    registry = CollectorRegistry()
+    processor = GenAIMetricsSpanProcessor(registry, prices=PRICES)
+    provider = TracerProvider()
+    provider.add_span_processor(processor)
+    tracer = provider.get_tracer("t")
+    with tracer.start_as_current_span("chat", attributes=chat_attributes()):
+        pass
+    processor.on_end(object())
+    with tracer.start_as_current_span("chat", attributes=chat_attributes()):
+        pass
+    assert registry.get_sample_value(catalog.SPANS_RECEIVED.name) == 2.0
 
 
 def test_processor_drops_and_counts_spans_beyond_its_queue():

@@ -6,7 +6,6 @@ tool arguments never become labels or log lines, whatever the instrumentation pu
 
 from __future__ import annotations
 
-import dataclasses
 import gzip
 import json
 import os
@@ -158,7 +157,7 @@ def marker_spans() -> list:
     tool = span(tool_attributes, span_id=new_span_id())
     event = SpanEvent("gen_ai.client.inference.operation.details", chat.end_time_unix_nano,
                       {semconv.INPUT_MESSAGES: marked("event"), "gen_ai.user.message": marked("event-user")})
-    with_event = dataclasses.replace(span(chat_attributes(), span_id=new_span_id()), events=(event,))
+    with_event = span(chat_attributes(), span_id=new_span_id())._replace(events=(event,))
     # A span rejected for its tokens: its rejection message (back to the sender) names the span.
     rejected = span(chat_attributes(input_tokens=-5, **content), name=marked("rejected-name"))
     return [chat, tool, with_event, rejected]

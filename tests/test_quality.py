@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
@@ -237,7 +236,7 @@ def test_evaluation_events_from_the_otel_sdk_become_the_score_histogram():
 def test_evaluation_scores_that_are_not_finite_numbers_count_without_a_score(score, expected):
     event = SpanEvent(semconv.EVALUATION_RESULT_EVENT, 1_760_000_001_000_000_000,
                       {semconv.EVALUATION_NAME: "answer_relevance", semconv.EVALUATION_SCORE_VALUE_ALIASES[0]: score})
-    observation = Normalizer(()).normalize(dataclasses.replace(span(chat_attributes()), events=(event,)))
+    observation = Normalizer(()).normalize(span(chat_attributes())._replace(events=(event,)))
     assert isinstance(observation, Observation) and observation.evaluations == (
         Evaluation("answer_relevance", expected, ""),)
 

@@ -20,7 +20,7 @@ from prometheus_client.process_collector import ProcessCollector
 
 from genai_exporter import __version__
 from genai_exporter.config import ConfigError, load_config
-from genai_exporter.expose import metrics_renderer
+from genai_exporter.expose import GenAICollector, metrics_renderer
 from genai_exporter.pipeline import Pipeline
 from genai_exporter.pricing import load_price_table
 from genai_exporter.webconfig import WebConfigFile, load_web_settings
@@ -36,8 +36,8 @@ LOGGER = logging.getLogger("genai_exporter")
 class _Metrics:
     """Adapter giving the web server the `render(accept)` it expects."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.render = metrics_renderer(registry)
+    def __init__(self, collector: GenAICollector, others: CollectorRegistry) -> None:
+        self.render = metrics_renderer(collector, others)
 
 
 def _setup_logging(level: str) -> None:
@@ -75,7 +75,6 @@ def _serve(args: argparse.Namespace) -> int:
         return EXIT_USAGE
 
     registry = CollectorRegistry()
-    registry.register(pipeline.collector)
     if PROCESS_COLLECTOR is not None:
         registry.register(ProcessCollector(registry=None))
 
@@ -90,7 +89,7 @@ def _serve(args: argparse.Namespace) -> int:
         workload = start_in_process_demo(pipeline, switch, rate=args.demo_rate, schedule=args.demo_schedule)
 
     servers = start_servers(
-        args.web_listen_address, args.otlp_listen_address, pipeline, _Metrics(registry),
+        args.web_listen_address, args.otlp_listen_address, pipeline, _Metrics(pipeline.collector, registry),
         pipeline.config.server, ready=lambda: True, scenarios=switch, web_config=web_config,
         ingest_auth=pipeline.config.ingest_auth,
     )

@@ -12,6 +12,7 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from genai_exporter import catalog, semconv
 from genai_exporter.checks import CapturedOutput, run_check, span_matches
@@ -40,9 +41,12 @@ class Evaluation:
     label: str
 
 
-@dataclass(frozen=True, slots=True)
-class Observation:
-    """What one GenAI span says, in the exporter's own terms; label values are not yet capped."""
+class Observation(NamedTuple):
+    """What one GenAI span says, in the exporter's own terms; label values are not yet capped.
+
+    A NamedTuple, not a frozen dataclass: one is made per span, and a tuple is built in a quarter
+    of the time (bench/RESULTS.md).
+    """
 
     service: str
     dimensions: tuple[str, ...]

@@ -18,13 +18,11 @@ import zlib
 from collections.abc import Callable
 from typing import Any
 
-from google.protobuf import json_format
+from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory
 from google.protobuf.message import DecodeError, Message
 from google.rpc import code_pb2, status_pb2
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest,
-    ExportTraceServiceResponse,
-)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.trace.v1.trace_pb2 import Status
 
 from genai_exporter.records import Attributes, AttributeValue, SpanEvent, SpanRecord
@@ -195,7 +193,84 @@ def _gunzip(body: bytes, limit: int) -> bytes:
 
 
 # --- protobuf --------------------------------------------------------------------------------
+#
+# Bodies are parsed with a *view* of the OTLP trace messages rather than the generated classes:
+# the same field numbers and types, but only the fields the pipeline reads, and attributes
+# declared as `map<string, AnyValue>`. Protobuf defines a map field as exactly the wire format of
+# a repeated message with the key in field 1 and the value in field 2, which is what OTLP's
+# `repeated KeyValue` is, so every valid body parses the same way (for a key sent twice, the last
+# value wins, as it does when a repeated KeyValue is read into a dict). What this buys: the parser
+# keeps the fields the view leaves out (links, trace state, kind, scope, dropped counts) as raw
+# bytes instead of building objects for them, and the keys of a span's attributes are matched
+# against `keep_attributes` by one set intersection in C, so only the values the pipeline reads
+# are ever turned into Python objects. The price: fields the view leaves out are only checked for
+# well-formed wire encoding, not for valid UTF-8, so a span whose trace_state is not UTF-8 is
+# accepted rather than refusing the whole request over a field nothing reads.
 
+_VIEW_PACKAGE = "genai_exporter.otlp_trace_view"
+_ANY_VALUE = ".opentelemetry.proto.common.v1.AnyValue"
+_FIELD = descriptor_pb2.FieldDescriptorProto
+# Field name, number, type, repeated, message type (for message fields).
+_ViewField = tuple[str, int, int, bool, str]
+# Messages of opentelemetry/proto/trace/v1/trace.proto (and resource.proto) as the view sees them.
+_VIEW_MESSAGES: dict[str, tuple[_ViewField, ...]] = {
+    "Resource": (("attributes", 1, _FIELD.TYPE_MESSAGE, True, "Resource.AttributesEntry"),),
+    "Status": (("code", 3, _FIELD.TYPE_INT32, False, ""),),
+    "Event": (
+        ("time_unix_nano", 1, _FIELD.TYPE_FIXED64, False, ""),
+        ("name", 2, _FIELD.TYPE_STRING, False, ""),
+        ("attributes", 3, _FIELD.TYPE_MESSAGE, True, "Event.AttributesEntry"),
+    ),
+    "Span": (
+        ("trace_id", 1, _FIELD.TYPE_BYTES, False, ""),
+        ("span_id", 2, _FIELD.TYPE_BYTES, False, ""),
+        ("parent_span_id", 4, _FIELD.TYPE_BYTES, False, ""),
+        ("name", 5, _FIELD.TYPE_STRING, False, ""),
+        ("start_time_unix_nano", 7, _FIELD.TYPE_FIXED64, False, ""),
+        ("end_time_unix_nano", 8, _FIELD.TYPE_FIXED64, False, ""),
+        ("attributes", 9, _FIELD.TYPE_MESSAGE, True, "Span.AttributesEntry"),
+        ("events", 11, _FIELD.TYPE_MESSAGE, True, "Event"),
+        ("status", 15, _FIELD.TYPE_MESSAGE, False, "Status"),
+    ),
+    "ScopeSpans": (("spans", 2, _FIELD.TYPE_MESSAGE, True, "Span"),),
+    "ResourceSpans": (
+        ("resource", 1, _FIELD.TYPE_MESSAGE, False, "Resource"),
+        ("scope_spans", 2, _FIELD.TYPE_MESSAGE, True, "ScopeSpans"),
+    ),
+    "ExportTraceServiceRequest": (("resource_spans", 1, _FIELD.TYPE_MESSAGE, True, "ResourceSpans"),),
+}
+# Messages whose `attributes` field is a map; each gets its nested map entry type.
+_VIEW_MAP_OWNERS = ("Resource", "Event", "Span")
+
+
+def _trace_request_view() -> type[Message]:
+    """The message class of the view of ExportTraceServiceRequest, in a descriptor pool of its own."""
+    pool = descriptor_pool.DescriptorPool()
+    pool.AddSerializedFile(common_pb2.DESCRIPTOR.serialized_pb)
+    view = descriptor_pb2.FileDescriptorProto(
+        name="genai_exporter/otlp_trace_view.proto", package=_VIEW_PACKAGE, syntax="proto3",
+        dependency=[common_pb2.DESCRIPTOR.name],
+    )
+    for message_name, fields in _VIEW_MESSAGES.items():
+        message = view.message_type.add(name=message_name)
+        for name, number, field_type, repeated, type_name in fields:
+            field = message.field.add(
+                name=name, number=number, type=field_type,
+                label=_FIELD.LABEL_REPEATED if repeated else _FIELD.LABEL_OPTIONAL,
+            )
+            if type_name:
+                field.type_name = f".{_VIEW_PACKAGE}.{type_name}"
+        if message_name in _VIEW_MAP_OWNERS:
+            entry = message.nested_type.add(name="AttributesEntry")
+            entry.options.map_entry = True
+            entry.field.add(name="key", number=1, type=_FIELD.TYPE_STRING, label=_FIELD.LABEL_OPTIONAL)
+            entry.field.add(name="value", number=2, type=_FIELD.TYPE_MESSAGE, label=_FIELD.LABEL_OPTIONAL,
+                            type_name=_ANY_VALUE)
+    pool.Add(view)
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{_VIEW_PACKAGE}.ExportTraceServiceRequest"))
+
+
+_TraceRequestView = _trace_request_view()
 _PB_SCALAR_KINDS = frozenset({"string_value", "bool_value", "int_value", "double_value", "bytes_value"})
 
 
@@ -217,19 +292,18 @@ def _pb_any_value(value: Any) -> AttributeValue | None:
     return None
 
 
-def _pb_attributes(key_values: Any, keep: frozenset[str] | None) -> dict[str, AttributeValue]:
+def _pb_attributes(attribute_map: Any, keep: frozenset[str] | None) -> dict[str, AttributeValue]:
+    """The wanted entries of a view's attribute map, converted (unset values skipped)."""
     attributes: dict[str, AttributeValue] = {}
-    for key_value in key_values:
-        key = key_value.key
-        if keep is None or key in keep:
-            converted = _pb_any_value(key_value.value)
-            if converted is not None:
-                attributes[key] = converted
+    for key in attribute_map if keep is None else keep.intersection(attribute_map):
+        converted = _pb_any_value(attribute_map[key])
+        if converted is not None:
+            attributes[key] = converted
     return attributes
 
 
 def _decode_protobuf(body: bytes, keep: frozenset[str] | None) -> list[SpanRecord]:
-    request = ExportTraceServiceRequest()
+    request = _TraceRequestView()
     try:
         request.ParseFromString(body)
     except DecodeError as error:
@@ -243,19 +317,18 @@ def _decode_protobuf(body: bytes, keep: frozenset[str] | None) -> list[SpanRecor
         resource_attributes = _pb_attributes(resource_spans.resource.attributes, keep)
         for scope_spans in resource_spans.scope_spans:
             for span in scope_spans.spans:
-                # The attribute loop is inlined: it runs for every attribute of every span.
+                # The attribute loop is inlined: it runs for every wanted attribute of every span.
+                source = span.attributes
                 attributes: dict[str, AttributeValue] = {}
-                for key_value in span.attributes:
-                    key = key_value.key
-                    if keep is None or key in keep:
-                        value = key_value.value
-                        kind = value.WhichOneof("value")
-                        if kind in scalar_kinds:
-                            attributes[key] = getattr(value, kind)
-                        elif kind is not None:
-                            converted = _pb_any_value(value)
-                            if converted is not None:
-                                attributes[key] = converted
+                for key in source if keep is None else keep.intersection(source):
+                    value = source[key]
+                    kind = value.WhichOneof("value")
+                    if kind in scalar_kinds:
+                        attributes[key] = getattr(value, kind)
+                    elif kind is not None:
+                        converted = _pb_any_value(value)
+                        if converted is not None:
+                            attributes[key] = converted
                 events = ()
                 if span.events:
                     events = tuple(

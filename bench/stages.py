@@ -1,0 +1,119 @@
+"""Where the ingest time goes: CPU time per span of each stage of the OTLP path, in one process.
+
+Not a goal of the issue but the profile behind benchmark 1: the decoding floor, then receive
+(protobuf body to SpanRecords), normalize, price and aggregate, each timed alone over the same
+realistic spans on one pinned CPU once its series exist, and the whole path (receive +
+`Pipeline.ingest`, which also sorts and locks) for comparison. CPU time of this process
+(`time.process_time`), so another process on the machine slows a stage down but cannot add its
+own time to it; minimum and median of the runs.
+
+    python -m bench stages [--runs 9] [--spans 20000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from collections.abc import Callable, Sequence
+
+from bench.common import header, machine, pin_to_cpu
+from bench.ingest import BATCH_SIZE, decode_floor
+from bench.workload import agent_spans, describe, otlp_bodies
+from genai_exporter.aggregate import Aggregator
+from genai_exporter.config import Config
+from genai_exporter.normalize import Normalizer, Observation
+from genai_exporter.pipeline import Pipeline
+from genai_exporter.pricing import PriceTable, load_price_table, price_usage
+from genai_exporter.receive import CONTENT_TYPE_PROTOBUF, decode_export_request
+from genai_exporter.records import SpanRecord, TokenCost
+
+_MAX_BODY = 1 << 26
+
+
+def _priced(observations: Sequence[Observation], prices: PriceTable) -> list[tuple[str, TokenCost | None]]:
+    priced = []
+    for observation in observations:
+        entry = prices.lookup(observation.provider, observation.model) if observation.model else None
+        if entry is None:
+            priced.append((observation.model, None))
+        else:
+            usage = observation.usage
+            priced.append((entry.model, price_usage(entry, usage) if usage is not None else None))
+    return priced
+
+
+def _cpu_per_span(work: Callable[[], object], spans: int, runs: int) -> tuple[float, float]:
+    samples = []
+    for _ in range(runs):
+        start = time.process_time()
+        work()
+        samples.append((time.process_time() - start) / spans * 1e6)
+    return min(samples), statistics.median(samples)
+
+
+def run(runs: int, span_count: int) -> list[object]:
+    """Time every stage over the same spans; print a table of microseconds per span."""
+    cpu = (os.cpu_count() or 1) - 1
+    pinning = pin_to_cpu(cpu)
+    spans = agent_spans(span_count)
+    bodies = otlp_bodies(spans, BATCH_SIZE)
+    config = Config()
+    prices = load_price_table()
+    normalizer = Normalizer(config.dimensions)
+    keep = normalizer.keep_attributes
+
+    def decode(body: bytes) -> list[SpanRecord]:
+        return decode_export_request(body, CONTENT_TYPE_PROTOBUF, None, _MAX_BODY, keep)
+
+    def receive() -> None:
+        for body in bodies:  # one batch alive at a time, as in the exporter
+            decode(body)
+
+    records = [record for body in bodies for record in decode(body)]
+    outcomes = [normalizer.normalize(record) for record in records]
+    observations = [outcome for outcome in outcomes if isinstance(outcome, Observation)]
+    priced = _priced(observations, prices)
+
+    aggregator = Aggregator([d.label for d in config.dimensions], [d.max_values for d in config.dimensions],
+                            config.limits)
+
+    def aggregate() -> None:
+        for observation, (model, cost) in zip(observations, priced, strict=True):
+            aggregator.record(observation, model, cost)
+
+    pipeline = Pipeline(config, prices)
+
+    def whole_path() -> None:
+        for body in bodies:
+            pipeline.ingest(decode_export_request(body, CONTENT_TYPE_PROTOBUF, None, _MAX_BODY, keep))
+
+    aggregate()  # warm-up of both: series exist from now on, as in a running exporter
+    whole_path()
+    stages = [
+        ("floor: protobuf decode + one attribute pass", lambda: decode_floor(bodies)),
+        ("receive: body -> SpanRecords", receive),
+        ("normalize: SpanRecord -> Observation", lambda: [normalizer.normalize(r) for r in records]),
+        ("price: lookup + cost per token type", lambda: _priced(observations, prices)),
+        ("aggregate: Aggregator.record", aggregate),
+        ("whole path: receive + Pipeline.ingest", whole_path),
+    ]
+    header("stages: CPU time per span of each stage of the OTLP path", [
+        machine(), f"workload: {describe(spans)}", f"this process {pinning}; {runs} runs of each stage"])
+    print(f"   {'stage':<50} {'min us/span':>12} {'median':>8}")
+    for name, work in stages:
+        best, middle = _cpu_per_span(work, len(records), runs)
+        print(f"   {name:<50} {best:>12.2f} {middle:>8.2f}")
+    return []
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags of this profile."""
+    parser.add_argument("--runs", type=int, default=9, help="runs of each stage (default %(default)s)")
+    parser.add_argument("--spans", type=int, default=20_000, help="spans (default %(default)s)")
+
+
+def main(args: argparse.Namespace) -> list[object]:
+    """Entry point of `python -m bench stages`."""
+    return run(args.runs, args.spans)
