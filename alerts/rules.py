@@ -171,6 +171,11 @@ TRUNCATION_RATIO = 0.10
 # once the baseline has caught up with it.
 SPIKE_OVER_BASELINE = 3
 RETRY_LOOP_OVER_BASELINE = 3
+# Output checks: a failure share that is a tenth and 3 times its own day (like the spikes above).
+OUTPUT_CHECK_FAILURE_RATIO = 0.10
+# Evaluation scores: the last hour's mean below this share of the last 7 days' mean is quality drift.
+EVALUATION_SCORE_DROP = 0.8
+MIN_EVALUATIONS = MinimumRate(20, "1h")
 REJECTED_SPAN_RATIO = 0.01
 FAILED_REQUEST_RATIO = 0.05
 # Share of agent runs that may fail over 30 days (a 99% run-success SLO).
@@ -266,6 +271,8 @@ MODEL_LEVEL = (S, catalog.LAYER, catalog.PROVIDER, catalog.MODEL)
 TOOL_LEVEL = (S, catalog.LAYER, catalog.TOOL)
 OPERATION_LEVEL = (S, catalog.LAYER, catalog.OPERATION)
 AGENT_LEVEL = (S, catalog.AGENT)
+CHECK_LEVEL = (S, catalog.CHECK, catalog.MODEL)
+EVALUATION_LEVEL = (S, catalog.EVALUATION, catalog.MODEL)
 RESPONSE_LEVEL = (S, catalog.PROVIDER, catalog.MODEL)
 PRICE_LEVEL = (S, catalog.PROVIDER, catalog.MODEL, catalog.TOKEN_TYPE)
 DIMENSION_LEVEL = (S, *DIMENSIONS)
@@ -277,6 +284,8 @@ _OPERATION_ERRORS = "genai_operation_errors"
 _AGENT_RUNS = "genai_agent_runs"
 _AGENT_RUN_FAILURES = "genai_agent_run_failures"
 _TRUNCATED_RESPONSES = f"{catalog.FINISH_REASONS.family_name}_{catalog.FINISH_REASON_TRUNCATED}"
+_OUTPUT_CHECK_FAILURES = f"{catalog.OUTPUT_CHECKS.family_name}_{catalog.RESULT_FAIL}"
+_EVALUATIONS_SCORED = f"{catalog.EVALUATION_SCORE.family_name}_count"
 
 TOKENS_RATE5M = record_name(PRICE_LEVEL, catalog.TOKENS.family_name, "rate5m")
 TOKENS_BY_DIMENSIONS_RATE5M = record_name(DIMENSION_LEVEL, catalog.TOKENS.family_name, "rate5m")
@@ -311,6 +320,16 @@ TRUNCATED_RESPONSES_RATIO = {
     window: record_name(RESPONSE_LEVEL, _TRUNCATED_RESPONSES, f"ratio_rate{window}") for window in ("5m", "1d")
 }
 
+OUTPUT_CHECKS_RATE5M = record_name(CHECK_LEVEL, catalog.OUTPUT_CHECKS.family_name, "rate5m")
+OUTPUT_CHECK_FAILURES_RATIO = {
+    window: record_name(CHECK_LEVEL, _OUTPUT_CHECK_FAILURES, f"ratio_rate{window}") for window in ("5m", "1d")
+}
+EVALUATION_SCORE_MEAN = {
+    window: record_name(EVALUATION_LEVEL, catalog.EVALUATION_SCORE.family_name, f"mean{window}")
+    for window in ("1h", "7d")
+}
+EVALUATIONS_SCORED_RATE1H = record_name(EVALUATION_LEVEL, _EVALUATIONS_SCORED, "rate1h")
+
 AGENT_RUNS_RATE = {window: record_name(AGENT_LEVEL, _AGENT_RUNS, f"rate{window}") for window in AGENT_RUN_WINDOWS}
 AGENT_RUN_FAILURES_RATIO = {
     window: record_name(AGENT_LEVEL, _AGENT_RUN_FAILURES, f"ratio_rate{window}") for window in AGENT_RUN_WINDOWS
@@ -341,6 +360,8 @@ MODEL_EMPTY_RESPONSES_SPIKE = "GenAIModelEmptyResponsesSpike"
 TRUNCATION_SPIKE = "GenAITruncationSpike"
 AGENT_RUN_ERROR_BUDGET_BURN = "GenAIAgentRunErrorBudgetBurn"
 AGENT_RETRY_LOOP_SUSPECTED = "GenAIAgentRetryLoopSuspected"
+OUTPUT_CHECK_FAILURE_SPIKE = "GenAIOutputCheckFailureSpike"
+EVALUATION_SCORE_DROPPED = "GenAIEvaluationScoreDropped"
 EXPORTER_DOWN = "GenAIExporterDown"
 EXPORTER_NO_SPANS = "GenAIExporterNoSpans"
 EXPORTER_REJECTING_SPANS = "GenAIExporterRejectingSpans"
@@ -452,6 +473,9 @@ _DOLLARS = 'printf "%.2f"'
 _VALUE_PERCENT = "{{ $value | humanizePercentage }}"
 _VALUE_HUMAN = "{{ $value | humanize }}"
 _VALUE_DOLLARS = "${{ $value | " + _DOLLARS + " }}"
+# Scores are small numbers where humanize would write 0.45 as 450m.
+_SCORE = 'printf "%.2f"'
+_VALUE_SCORE = "{{ $value | " + _SCORE + " }}"
 
 
 def _who(scope: Sequence[str]) -> str:
@@ -671,6 +695,43 @@ def _spike_alert(scale: _Scale, name: str, ratios: Mapping[str, str], level: Seq
     )
 
 
+def _quality_group(scale: _Scale) -> RuleGroup:
+    checks = catalog.OUTPUT_CHECKS.name
+    failed = _select(checks, _eq(catalog.RESULT, catalog.RESULT_FAIL))
+    score = catalog.EVALUATION_SCORE
+    rules: list[RecordingRule | AlertRule] = [
+        RecordingRule(OUTPUT_CHECKS_RATE5M, _rate_by(CHECK_LEVEL, checks, scale("5m"))),
+        *(RecordingRule(OUTPUT_CHECK_FAILURES_RATIO[window], _ratio(CHECK_LEVEL, failed, checks, scale(window)))
+          for window in OUTPUT_CHECK_FAILURES_RATIO),
+        *(RecordingRule(EVALUATION_SCORE_MEAN[window], _ratio(EVALUATION_LEVEL, _sum(score), _count(score),
+                                                              scale(window)))
+          for window in EVALUATION_SCORE_MEAN),
+        RecordingRule(EVALUATIONS_SCORED_RATE1H, _rate_by(EVALUATION_LEVEL, _count(score), scale("1h"))),
+        _spike_alert(
+            scale, OUTPUT_CHECK_FAILURE_SPIKE, OUTPUT_CHECK_FAILURES_RATIO, CHECK_LEVEL, OUTPUT_CHECK_FAILURE_RATIO,
+            OUTPUT_CHECKS_RATE5M,
+            summary="Outputs fail a deterministic check far more often than usual.",
+            what=(f"of the outputs of model {_label(catalog.MODEL)} in service {_label(S)} failed the check "
+                  f"{_label(catalog.CHECK)}"),
+        ),
+    ]
+    recent, usual = EVALUATION_SCORE_MEAN["1h"], EVALUATION_SCORE_MEAN["7d"]
+    rules.append(AlertRule(
+        alert=EVALUATION_SCORE_DROPPED,
+        expr=(f"{recent}\n  < {EVALUATION_SCORE_DROP} * {usual}\n"
+              + _guard(EVALUATION_LEVEL, EVALUATIONS_SCORED_RATE1H, MIN_EVALUATIONS, scale)),
+        for_=scale("30m"),
+        severity=WARNING,
+        summary="Evaluators score a model's answers well below their usual level.",
+        description=(
+            f"The mean {_label(catalog.EVALUATION)} score of model {_label(catalog.MODEL)} in service {_label(S)} "
+            f"was {_VALUE_SCORE} over the last {scale('1h')}, below {EVALUATION_SCORE_DROP:.0%} of its "
+            f"{scale('7d')} mean of {_query(_query_selector(usual, EVALUATION_LEVEL), EVALUATION_LEVEL, _SCORE)}."),
+        dashboard_url=_domain_dashboard(RELIABILITY_DASHBOARD, EVALUATION_LEVEL),
+    ))
+    return RuleGroup("genai-quality", tuple(rules))
+
+
 def _agents_group(scale: _Scale) -> RuleGroup:
     count = _count(catalog.OPERATION_DURATION)
     runs = _select(count, _eq(catalog.LAYER, catalog.LAYER_AGENT), _eq(catalog.OPERATION, semconv.OP_INVOKE_AGENT))
@@ -814,7 +875,8 @@ def _exporter_group(scale: _Scale) -> RuleGroup:
 def build_groups(time_scale: float = 1.0) -> tuple[RuleGroup, ...]:
     """Every rule group, with windows and `for:` durations multiplied by `time_scale`."""
     scale = _Scale(time_scale)
-    return (_cost_group(scale), _reliability_group(scale), _agents_group(scale), _exporter_group(scale))
+    return (_cost_group(scale), _reliability_group(scale), _quality_group(scale), _agents_group(scale),
+            _exporter_group(scale))
 
 
 class _RuleFileDumper(yaml.SafeDumper):

@@ -192,17 +192,24 @@ class Prometheus:
         return self.api("alerts")["alerts"]
 
 
+def _start_with_config(name: str, binary: str, directory: Path, config: Mapping[str, Any], port: int,
+                       *flags: str) -> Process:
+    """Start one of the Prometheus binaries on `port` with `config` written next to its data."""
+    config_file = directory / f"{name}.yml"
+    config_file.write_text(yaml.safe_dump(dict(config)), encoding="utf-8")
+    process = start(name, [
+        binary, f"--config.file={config_file}", f"--web.listen-address=127.0.0.1:{port}",
+        f"--web.external-url=http://127.0.0.1:{port}", *flags,
+    ], directory)
+    wait_until_ready(process, f"http://127.0.0.1:{port}/-/ready")
+    return process
+
+
 def start_prometheus(directory: Path, config: Mapping[str, Any], port: int) -> Prometheus:
     """Prometheus with exemplar storage, as the compose stack runs it."""
-    config_file = directory / "prometheus.yml"
-    config_file.write_text(yaml.safe_dump(dict(config)), encoding="utf-8")
-    process = start("prometheus", [
-        "prometheus", f"--config.file={config_file}", f"--storage.tsdb.path={directory / 'data'}",
-        f"--web.listen-address=127.0.0.1:{port}", "--enable-feature=exemplar-storage",
-        f"--web.external-url=http://127.0.0.1:{port}",
-    ], directory)
+    process = _start_with_config("prometheus", "prometheus", directory, config, port,
+                                 f"--storage.tsdb.path={directory / 'data'}", "--enable-feature=exemplar-storage")
     url = f"http://127.0.0.1:{port}"
-    wait_until_ready(process, f"{url}/-/ready")
     return Prometheus(process, url)
 
 
@@ -256,12 +263,5 @@ def webhook_receiver() -> Iterator[Webhook]:
 
 def start_alertmanager(directory: Path, config: Mapping[str, Any], port: int) -> Process:
     """Alertmanager alone (no cluster), with `config`."""
-    config_file = directory / "alertmanager.yml"
-    config_file.write_text(yaml.safe_dump(dict(config)), encoding="utf-8")
-    process = start("alertmanager", [
-        "prometheus-alertmanager", f"--config.file={config_file}", f"--storage.path={directory / 'am-data'}",
-        f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=",
-        f"--web.external-url=http://127.0.0.1:{port}",
-    ], directory)
-    wait_until_ready(process, f"http://127.0.0.1:{port}/-/ready")
-    return process
+    return _start_with_config("alertmanager", "prometheus-alertmanager", directory, config, port,
+                              f"--storage.path={directory / 'am-data'}", "--cluster.listen-address=")
