@@ -15,6 +15,7 @@ import json
 import ssl
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -81,16 +82,21 @@ def protobuf_body(spans: Sequence[SpanRecord]) -> bytes:
     return export_request(spans).SerializeToString()
 
 
-def json_body(spans: Sequence[SpanRecord]) -> bytes:
-    """The OTLP/JSON body of an export of these spans (ids in hex, as OTLP/JSON requires)."""
-    document = json_format.MessageToDict(export_request(spans))
+def otlp_json_document(request: ExportTraceServiceRequest) -> dict[str, Any]:
+    """A request in the OTLP/JSON mapping: protobuf's JSON form with the ids in hex, as OTLP requires."""
+    document = json_format.MessageToDict(request)
     for resource_spans in document.get("resourceSpans", ()):
         for scope_spans in resource_spans.get("scopeSpans", ()):
             for span in scope_spans.get("spans", ()):
                 for field in ("traceId", "spanId", "parentSpanId"):
                     if field in span:
                         span[field] = base64.b64decode(span[field]).hex()
-    return json.dumps(document).encode()
+    return document
+
+
+def json_body(spans: Sequence[SpanRecord]) -> bytes:
+    """The OTLP/JSON body of an export of these spans."""
+    return json.dumps(otlp_json_document(export_request(spans))).encode()
 
 
 def gzipped(body: bytes) -> bytes:

@@ -2,24 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from genai_exporter import catalog
 from genai_exporter.config import Budget, Config, ConfigError, Dimension, load_config
-
-
-def write(tmp_path: Path, text: str) -> Path:
-    path = tmp_path / "genai-exporter.yml"
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
-def problems(tmp_path: Path, text: str) -> list[str]:
-    with pytest.raises(ConfigError) as raised:
-        load_config(write(tmp_path, text))
-    return raised.value.problems
+from tests.configfiles import problems, write
 
 
 def test_no_file_gives_the_built_in_defaults():

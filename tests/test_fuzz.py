@@ -40,7 +40,7 @@ from genai_exporter.normalize import MAX_DURATION_SECONDS, MAX_TOKENS_PER_CALL, 
 from genai_exporter.pipeline import Pipeline
 from genai_exporter.pricing import load_price_table
 from genai_exporter.receive import ReceiveError, decode_export_request
-from tests.otlpwire import JSON, PROTOBUF, Client
+from tests.otlpwire import JSON, PROTOBUF, Client, otlp_json_document
 from tests.serving import Exporter, serving
 
 EXAMPLES = int(os.environ.get("GENAI_FUZZ_EXAMPLES", "60"))
@@ -181,21 +181,6 @@ def _json_text(document: object) -> bytes:
     return json.dumps(document).encode("utf-8", "surrogatepass")
 
 
-def _otlp_json(request: ExportTraceServiceRequest) -> dict:
-    from google.protobuf import json_format
-
-    document = json_format.MessageToDict(request)
-    for resource_spans in document.get("resourceSpans", ()):
-        for scope_spans in resource_spans.get("scopeSpans", ()):
-            for span in scope_spans.get("spans", ()):
-                for field in ("traceId", "spanId", "parentSpanId"):
-                    if field in span:
-                        import base64
-
-                        span[field] = base64.b64decode(span[field]).hex()
-    return document
-
-
 def _field(number: int, payload: bytes) -> bytes:
     """A length-delimited protobuf field (wire type 2), written by hand: the library refuses to build
     messages nested as deep as an attacker can send."""
@@ -263,7 +248,7 @@ def test_arbitrary_json_is_decoded_or_refused_with_a_4xx(document):
 @given(request=export_requests(), encoding=st.sampled_from(["protobuf", "json", "gzip"]))
 def test_every_decoded_span_is_accepted_rejected_or_ignored_with_sane_values(request, encoding):
     if encoding == "json":
-        spans = _decode(_json_text(_otlp_json(request)), JSON, None)
+        spans = _decode(_json_text(otlp_json_document(request)), JSON, None)
     else:
         body = request.SerializeToString()
         spans = _decode(gzip.compress(body) if encoding == "gzip" else body, PROTOBUF,

@@ -39,7 +39,12 @@ NOT_EMPTY = OutputCheck("not_empty", CHECK_NOT_EMPTY)
 
 
 def _assistant(*parts: dict[str, object]) -> str:
-    return json.dumps([{"role": "assistant", "parts": list(parts), "finish_reason": "stop"}])
+    return json.dumps([{semconv.OUTPUT_MESSAGE_ROLE: semconv.ROLE_ASSISTANT, semconv.OUTPUT_MESSAGE_PARTS: list(parts),
+                        semconv.OUTPUT_MESSAGE_FINISH_REASON: "stop"}])
+
+
+def _text_part(content: str) -> dict[str, object]:
+    return {semconv.OUTPUT_PART_TYPE: semconv.OUTPUT_PART_TEXT_TYPE, semconv.OUTPUT_PART_CONTENT: content}
 
 
 # --- the checks --------------------------------------------------------------------------------------
@@ -160,7 +165,7 @@ def test_without_rules_a_json_request_is_held_to_valid_json():
     normalizer = Normalizer((), load_config(None).output_checks)
     observation = normalizer.normalize(span(chat_attributes(**{
         semconv.OUTPUT_TYPE: semconv.OUTPUT_TYPE_JSON,
-        semconv.OUTPUT_MESSAGES: _assistant({"type": "text", "content": ANSWER[:30]})})))
+        semconv.OUTPUT_MESSAGES: _assistant(_text_part(ANSWER[:30]))})))
     assert isinstance(observation, Observation) and observation.check_results == (("valid_json", False),)
 
 
@@ -178,7 +183,8 @@ def test_tool_span_is_checked_against_the_tool_it_ran():
 def test_model_tool_calls_are_read_from_the_output_messages():
     normalizer = Normalizer((), (SUPPORT_TOOLS,))
     observation = normalizer.normalize(span(chat_attributes(**{semconv.OUTPUT_MESSAGES: _assistant(
-        {"type": "tool_call", "id": "call_1", "name": "search_docs", "arguments": {"query": "refund"}})})))
+        {semconv.OUTPUT_PART_TYPE: semconv.OUTPUT_PART_TOOL_CALL_TYPE, semconv.OUTPUT_PART_TOOL_CALL_ID: "call_1",
+         semconv.OUTPUT_PART_TOOL_NAME: "search_docs", semconv.OUTPUT_PART_TOOL_ARGUMENTS: {"query": "refund"}})})))
     assert isinstance(observation, Observation) and observation.check_results == (("support_tools", True),)
 
 
@@ -191,7 +197,7 @@ def test_failed_operations_are_not_checked():
 
 def test_check_results_count_by_result_with_the_other_result_started_at_zero():
     pipeline = Pipeline(load_config(None))
-    answer = _assistant({"type": "text", "content": ANSWER})
+    answer = _assistant(_text_part(ANSWER))
     pipeline.ingest([span(chat_attributes(**{semconv.OUTPUT_TYPE: "json", semconv.OUTPUT_MESSAGES: answer}))
                      for _ in range(3)])
     registry = CollectorRegistry()

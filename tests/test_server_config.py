@@ -2,25 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
-
-from genai_exporter.config import ConfigError, IngestAuth, ServerLimits, load_config
+from genai_exporter.config import IngestAuth, ServerLimits, load_config
+from tests.configfiles import problems, write
 
 TOKEN = "7f3c1e9a5b2d4f608a1c3e5f7b9d2a4c"
-
-
-def write(directory: Path, text: str, name: str = "genai-exporter.yml") -> Path:
-    path = directory / name
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
-def problems(tmp_path: Path, text: str) -> list[str]:
-    with pytest.raises(ConfigError) as raised:
-        load_config(write(tmp_path, text))
-    return raised.value.problems
 
 
 def test_defaults_bound_connections_queue_wait_and_shutdown():

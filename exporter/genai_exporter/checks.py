@@ -9,7 +9,6 @@ sees attribute names) and say pass or fail. Pure functions; the content never le
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -22,6 +21,7 @@ from genai_exporter.config import (
     OutputCheck,
     SpanMatch,
 )
+from genai_exporter.modelnames import is_snapshot_of
 
 # Longer outputs are not parsed: a check must stay cheap on the exporter's hot path.
 MAX_CHECKED_OUTPUT_CHARS = 1_000_000
@@ -39,24 +39,13 @@ class CapturedOutput:
     tool_calls: tuple[str, ...] = ()
 
 
-# Snapshot suffixes of a model billed and behaving like the model (as the price table folds them):
-# OpenAI and Anthropic dates, "-latest", Google "-001", Mistral/xAI "-2411".
-_SNAPSHOT_SUFFIX = re.compile(r"(?:-\d{4}-\d{2}-\d{2}|-\d{8}|-latest|-\d{3,4})+")
-
-
-def _same_model(pattern: str, model: str) -> bool:
-    """`gpt-4.1` names gpt-4.1 and its snapshots (gpt-4.1-2025-04-14), not gpt-4.1-mini."""
-    return model == pattern or (model.startswith(pattern)
-                                and _SNAPSHOT_SUFFIX.fullmatch(model, len(pattern)) is not None)
-
-
 def span_matches(match: SpanMatch, *, operation: str, agent: str, tool: str, model: str, output_type: str,
                  attribute: Callable[[str], str | None]) -> bool:
     """Whether a span satisfies every condition of a rule's `match` (an empty match takes all)."""
     return ((not match.operations or operation in match.operations)
             and (not match.agents or agent in match.agents)
             and (not match.tools or tool in match.tools)
-            and (not match.models or any(_same_model(pattern, model) for pattern in match.models))
+            and (not match.models or any(is_snapshot_of(model, pattern) for pattern in match.models))
             and (not match.output_types or output_type in match.output_types)
             and all(attribute(key) == value for key, value in match.attributes))
 

@@ -343,9 +343,8 @@ def _seconds(value: AttributeValue | None, scale: float) -> float | None:
     return float(seconds)
 
 
-def _output_messages_empty(value: AttributeValue) -> bool | None:
-    """True when captured gen_ai.output.messages hold no text and no tool call; None if unreadable."""
-    messages = _parse_json(value) if isinstance(value, str) else None
+def _output_messages_empty(messages: object) -> bool | None:
+    """True when parsed gen_ai.output.messages hold no text and no tool call; None if unreadable."""
     if not isinstance(messages, list):
         return None
     for message in messages:
@@ -378,13 +377,14 @@ def _result_empty(value: AttributeValue) -> bool:
     return False
 
 
-def _model_call_empty(found: Mapping[str, AttributeValue], operation: str, usage: TokenUsage | None) -> bool:
+def _model_call_empty(found: Mapping[str, AttributeValue], operation: str, usage: TokenUsage | None,
+                      messages: object) -> bool:
+    """`messages` is the parsed gen_ai.output.messages (None when absent or not JSON)."""
     if operation == semconv.OP_EMBEDDINGS:
         return False
     if usage is not None and found.get(_OUTPUT) is not None and usage.output == 0:
         return True
-    messages = found.get(_OUTPUT_MESSAGES)
-    if messages is not None:
+    if found.get(_OUTPUT_MESSAGES) is not None:
         return _output_messages_empty(messages) is True
     text = found.get(_COMPLETION_TEXT)
     if text is not None:
@@ -397,15 +397,6 @@ def _tool_call_empty(found: Mapping[str, AttributeValue]) -> bool:
     if result is None:
         result = found.get(_OUTPUT_VALUE)
     return result is not None and _result_empty(result)
-
-
-def _json_value(value: AttributeValue) -> object:
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except (ValueError, RecursionError):
-            return None
-    return None
 
 
 def _output_type(found: Mapping[str, AttributeValue]) -> str:
@@ -425,9 +416,8 @@ def _output_type(found: Mapping[str, AttributeValue]) -> str:
     return ""
 
 
-def _output_messages_content(value: AttributeValue) -> CapturedOutput | None:
-    """Text of the first output message and every tool call, from captured gen_ai.output.messages."""
-    messages = _json_value(value)
+def _output_messages_content(messages: object) -> CapturedOutput | None:
+    """Text of the first output message and every tool call, from parsed gen_ai.output.messages."""
     if not isinstance(messages, list):
         return None
     texts: list[str] = []
@@ -448,7 +438,7 @@ def _output_messages_content(value: AttributeValue) -> CapturedOutput | None:
 
 def _tool_call_names(value: AttributeValue) -> tuple[str, ...]:
     """Tool names from a dialect's tool-call attribute: a name, or Vercel's JSON array of calls."""
-    calls = _json_value(value)
+    calls = _parse_json(value) if isinstance(value, str) else None
     if isinstance(calls, list):
         return tuple(_text(call.get(semconv.VERCEL_TOOL_CALL_NAME_KEY)) for call in calls if isinstance(call, dict))
     name = _text(value).strip()
@@ -463,15 +453,18 @@ def _captured_text(value: AttributeValue) -> str:
     return _text(value)
 
 
-def _captured_output(found: Mapping[str, AttributeValue], layer: str, tool: str) -> CapturedOutput | None:
-    """What the step produced, if its span captured it; None when nothing was captured."""
+def _captured_output(found: Mapping[str, AttributeValue], layer: str, tool: str,
+                     messages: object) -> CapturedOutput | None:
+    """What the step produced, if its span captured it; None when nothing was captured.
+
+    `messages` is the parsed gen_ai.output.messages (None when absent or not JSON).
+    """
     if layer == catalog.LAYER_TOOL:
         result = found.get(_TOOL_RESULT)
         if result is None:
             result = found.get(_OUTPUT_VALUE)
         return None if result is None else CapturedOutput(_captured_text(result), (tool,) if tool else ())
-    messages = found.get(_OUTPUT_MESSAGES)
-    if messages is not None:
+    if found.get(_OUTPUT_MESSAGES) is not None:
         return _output_messages_content(messages)
     text = found.get(_COMPLETION_TEXT)
     calls = found.get(_COMPLETION_TOOL_CALL)
@@ -594,10 +587,13 @@ class Normalizer:
         is_error = span.status_error or bool(error_type)
         if is_error and not error_type:
             error_type = _exception_type(span.events) or OTHER_ERROR_TYPE
+        # Parsed once: both the empty-response test and the output checks read the messages.
+        raw_messages = found.get(_OUTPUT_MESSAGES)
+        messages = _parse_json(raw_messages) if isinstance(raw_messages, str) and not is_error else None
         empty = False
         if not is_error:
             if layer == catalog.LAYER_MODEL:
-                empty = _model_call_empty(found, operation, usage)
+                empty = _model_call_empty(found, operation, usage, messages)
             elif layer == catalog.LAYER_TOOL:
                 empty = _tool_call_empty(found)
 
@@ -614,7 +610,7 @@ class Normalizer:
         tool = _text(found.get(_TOOL)).strip()
         check_results: tuple[tuple[str, bool], ...] = ()
         if self._output_checks and not is_error:
-            check_results = self._check(span, found, operation, layer, agent, tool, model)
+            check_results = self._check(span, found, operation, layer, agent, tool, model, messages)
 
         return Observation(
             service=_text(span.resource_attributes.get(semconv.SERVICE_NAME)) or UNKNOWN_SERVICE,
@@ -641,7 +637,7 @@ class Normalizer:
         )
 
     def _check(self, span: SpanRecord, found: Mapping[str, AttributeValue], operation: str, layer: str,
-               agent: str, tool: str, model: str) -> tuple[tuple[str, bool], ...]:
+               agent: str, tool: str, model: str, messages: object) -> tuple[tuple[str, bool], ...]:
         """Run the output checks whose rule matches the span on what the span captured."""
         def attribute(key: str) -> str | None:
             value = span.attributes.get(key)
@@ -653,7 +649,7 @@ class Normalizer:
                                     output_type=output_type, attribute=attribute)]
         if not matching:
             return ()
-        output = _captured_output(found, layer, tool)
+        output = _captured_output(found, layer, tool, messages)
         if output is None:
             return ()
         results = []

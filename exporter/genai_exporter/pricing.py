@@ -25,6 +25,7 @@ import yaml
 
 from genai_exporter import semconv
 from genai_exporter.config import ConfigError
+from genai_exporter.modelnames import strip_snapshot_suffix
 from genai_exporter.records import TokenCost, TokenUsage
 
 TOKENS_PER_PRICE_UNIT = 1_000_000
@@ -49,16 +50,6 @@ _BEDROCK_ID = re.compile(
 )
 # Vertex AI pins versions with "@": "claude-sonnet-4-5@20250929", "claude-opus-4-6@default".
 _VERTEX_VERSION = re.compile(r"^(?P<model>[^@]+)@(?P<version>[^@]*)$")
-# Suffixes that name a snapshot of a model billed like the model itself, stripped one at a time:
-# OpenAI dates, Anthropic dates, "-latest", Google "-001", Mistral/xAI "-2411"/"-0709".
-_VERSION_SUFFIXES = (
-    re.compile(r"-\d{4}-\d{2}-\d{2}$"),
-    re.compile(r"-\d{8}$"),
-    re.compile(r"-latest$"),
-    re.compile(r"-\d{3,4}$"),
-)
-
-
 @dataclass(frozen=True)
 class PriceTier:
     """Long-context rates: once the prompt exceeds `above_prompt_tokens`, the WHOLE request is
@@ -157,7 +148,7 @@ class PriceTable:
                     return entry
         folded = names[-1]
         while True:
-            shorter = _strip_version_suffix(folded)
+            shorter = strip_snapshot_suffix(folded)
             if shorter is None:
                 return None
             folded = shorter
@@ -194,14 +185,6 @@ def _name_forms(model: str) -> list[str]:
             forms.append(f"{base}-{version}")
         forms.append(base)
     return [form for form in dict.fromkeys(forms) if form]
-
-
-def _strip_version_suffix(name: str) -> str | None:
-    for suffix in _VERSION_SUFFIXES:
-        shorter = suffix.sub("", name)
-        if shorter != name and shorter:
-            return shorter
-    return None
 
 
 def price_usage(entry: PriceEntry, usage: TokenUsage) -> TokenCost:

@@ -328,6 +328,11 @@ OUTPUT_PART_TEXT_TYPE = "text"
 OUTPUT_TYPE_JSON = "json"
 OUTPUT_PART_TOOL_CALL_TYPE = "tool_call"
 OUTPUT_PART_TOOL_NAME = "name"
+OUTPUT_PART_TOOL_CALL_ID = "id"
+OUTPUT_PART_TOOL_ARGUMENTS = "arguments"
+OUTPUT_MESSAGE_ROLE = "role"
+OUTPUT_MESSAGE_FINISH_REASON = "finish_reason"
+ROLE_ASSISTANT = "assistant"
 # Vercel's ai.response.toolCalls is a JSON array of {toolCallType, toolCallId, toolName, args}.
 VERCEL_TOOL_CALL_NAME_KEY = "toolName"
 

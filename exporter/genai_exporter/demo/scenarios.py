@@ -78,12 +78,6 @@ class ScenarioSwitch:
         with self._lock:
             return tuple(name for name in self._known if name in self._active)
 
-    def is_active(self, name: str) -> bool:
-        """Whether one scenario is on; unknown names raise so a typo is not silently 'off'."""
-        self._check(name)
-        with self._lock:
-            return name in self._active
-
     def enable(self, name: str) -> None:
         """Switch a scenario on (from the next agent run on); UnknownScenarioError if unknown."""
         self._check(name)

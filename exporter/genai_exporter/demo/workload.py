@@ -530,14 +530,18 @@ class _Planner:
                 text = text[: len(text) // 2]
             if json_answer:
                 attributes[semconv.OUTPUT_TYPE] = semconv.OUTPUT_TYPE_JSON
-            parts: list[dict[str, Any]] = [{"type": "text", "content": text}]
+            parts: list[dict[str, Any]] = [{semconv.OUTPUT_PART_TYPE: semconv.OUTPUT_PART_TEXT_TYPE,
+                                            semconv.OUTPUT_PART_CONTENT: text}]
             if rng.random() < JUDGE_SAMPLE_SHARE:
                 events.append(self._judgement(regressing))
         else:
-            parts = [{"type": "tool_call", "id": f"call_{rng.getrandbits(96):024x}", "name": tool.name,
-                      "arguments": {}} for tool in tools]
-        attributes[semconv.OUTPUT_MESSAGES] = json.dumps(
-            [{"role": "assistant", "parts": parts, "finish_reason": _MESSAGE_FINISH_REASON[finish]}])
+            parts = [{semconv.OUTPUT_PART_TYPE: semconv.OUTPUT_PART_TOOL_CALL_TYPE,
+                      semconv.OUTPUT_PART_TOOL_CALL_ID: f"call_{rng.getrandbits(96):024x}",
+                      semconv.OUTPUT_PART_TOOL_NAME: tool.name, semconv.OUTPUT_PART_TOOL_ARGUMENTS: {}}
+                     for tool in tools]
+        attributes[semconv.OUTPUT_MESSAGES] = json.dumps([{
+            semconv.OUTPUT_MESSAGE_ROLE: semconv.ROLE_ASSISTANT, semconv.OUTPUT_MESSAGE_PARTS: parts,
+            semconv.OUTPUT_MESSAGE_FINISH_REASON: _MESSAGE_FINISH_REASON[finish]}])
         run.context_tokens += output
         return _Step(f"{semconv.OP_CHAT} {model.name}", SpanKind.CLIENT, attributes, own_s=duration * slowdown,
                      events=events)
