@@ -148,25 +148,26 @@ def test_tool_outage_delivers_the_empty_response_alert_and_resolving_it_resolves
     running.switch(scenarios.TOOL_OUTAGE, on=True)
     firing = _wait_delivered(running, rules.TOOL_EMPTY_RESPONSES_SPIKE, "firing", tool="search_docs")
     running.switch(scenarios.TOOL_OUTAGE, on=False)
-    resolved = _wait_delivered(running, rules.TOOL_EMPTY_RESPONSES_SPIKE, "resolved", tool="search_docs")
     labels = firing["labels"]
+    # Several services call search_docs: this very alert (all its labels) must resolve; the wait fails
+    # the test if it does not.
+    _wait_delivered(running, rules.TOOL_EMPTY_RESPONSES_SPIKE, "resolved", **labels)
     assert (set(labels) - _ADDED_LABELS, labels["layer"], labels["severity"], _rendered(firing),
             firing["annotations"]["runbook_url"].endswith("#" + rules.TOOL_EMPTY_RESPONSES_SPIKE.lower()),
-            "search_docs" in firing["annotations"]["description"],
-            resolved["labels"] == labels) == (
-        {"service", "layer", "tool", "severity"}, "tool", "warning", [], True, True, True)
+            "search_docs" in firing["annotations"]["description"]) == (
+        {"service", "layer", "tool", "severity"}, "tool", "warning", [], True, True)
 
 
 def test_tier_spike_delivers_the_token_budget_alert_for_the_free_tier_and_resolves(running: Stack) -> None:
     running.switch(scenarios.TIER_SPIKE, on=True)
     firing = _wait_delivered(running, rules.TOKEN_BUDGET_EXCEEDED, "firing", user_tier="free")
     running.switch(scenarios.TIER_SPIKE, on=False)
-    resolved = _wait_delivered(running, rules.TOKEN_BUDGET_EXCEEDED, "resolved", user_tier="free")
+    _wait_delivered(running, rules.TOKEN_BUDGET_EXCEEDED, "resolved", **firing["labels"])  # fails if it never does
     description = firing["annotations"]["description"]
     assert (_rendered(firing), f"above its budget of {DEMO_SPEED_UP}k tokens/s" in description,
             re.search(r"used [\d.]+k? tokens/s", description) is not None,
-            [a["labels"]["user_tier"] for a in running.webhook.alerts(rules.TOKEN_BUDGET_EXCEEDED, "firing")],
-            resolved["labels"] == firing["labels"]) == ([], True, True, ["free"], True), description
+            {a["labels"]["user_tier"] for a in running.webhook.alerts(rules.TOKEN_BUDGET_EXCEEDED, "firing")}) == (
+        [], True, True, {"free"}), description
 
 
 # --- 3. every dashboard query has data --------------------------------------------------------------------
