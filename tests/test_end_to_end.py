@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -116,15 +116,15 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 process.stop()
 
 
-def _delivered(running: Stack, alertname: str, status: str, **labels: str) -> list[dict[str, Any]]:
+def _delivered(running: Stack, alertname: str, status: str, labels: Mapping[str, str]) -> list[dict[str, Any]]:
     return [alert for alert in running.webhook.alerts(alertname, status)
             if labels.items() <= alert["labels"].items()]
 
 
-def _wait_delivered(running: Stack, alertname: str, status: str, **labels: str) -> dict[str, Any]:
+def _wait_delivered(running: Stack, alertname: str, status: str, labels: Mapping[str, str]) -> dict[str, Any]:
     try:
         return wait_for(f"{alertname} {labels} {status} at the webhook",
-                        lambda: (_delivered(running, alertname, status, **labels) or [None])[-1],
+                        lambda: (_delivered(running, alertname, status, labels) or [None])[-1],
                         ALERT_DEADLINE_SECONDS)
     except AssertionError as error:
         raise AssertionError(f"{error}\nPrometheus alerts: {running.prometheus.alerts()}\n{running.logs()}") from None
@@ -146,12 +146,12 @@ def test_healthy_baseline_raises_no_alert_at_all(running: Stack) -> None:
 
 def test_tool_outage_delivers_the_empty_response_alert_and_resolving_it_resolves_it(running: Stack) -> None:
     running.switch(scenarios.TOOL_OUTAGE, on=True)
-    firing = _wait_delivered(running, rules.TOOL_EMPTY_RESPONSES_SPIKE, "firing", tool="search_docs")
+    firing = _wait_delivered(running, rules.TOOL_EMPTY_RESPONSES_SPIKE, "firing", {"tool": "search_docs"})
     running.switch(scenarios.TOOL_OUTAGE, on=False)
     labels = firing["labels"]
     # Several services call search_docs: this very alert (all its labels) must resolve; the wait fails
     # the test if it does not.
-    _wait_delivered(running, rules.TOOL_EMPTY_RESPONSES_SPIKE, "resolved", **labels)
+    _wait_delivered(running, rules.TOOL_EMPTY_RESPONSES_SPIKE, "resolved", labels)
     assert (set(labels) - _ADDED_LABELS, labels["layer"], labels["severity"], _rendered(firing),
             firing["annotations"]["runbook_url"].endswith("#" + rules.TOOL_EMPTY_RESPONSES_SPIKE.lower()),
             "search_docs" in firing["annotations"]["description"]) == (
@@ -160,9 +160,9 @@ def test_tool_outage_delivers_the_empty_response_alert_and_resolving_it_resolves
 
 def test_tier_spike_delivers_the_token_budget_alert_for_the_free_tier_and_resolves(running: Stack) -> None:
     running.switch(scenarios.TIER_SPIKE, on=True)
-    firing = _wait_delivered(running, rules.TOKEN_BUDGET_EXCEEDED, "firing", user_tier="free")
+    firing = _wait_delivered(running, rules.TOKEN_BUDGET_EXCEEDED, "firing", {"user_tier": "free"})
     running.switch(scenarios.TIER_SPIKE, on=False)
-    _wait_delivered(running, rules.TOKEN_BUDGET_EXCEEDED, "resolved", **firing["labels"])  # fails if it never does
+    _wait_delivered(running, rules.TOKEN_BUDGET_EXCEEDED, "resolved", firing["labels"])  # fails if it never does
     description = firing["annotations"]["description"]
     assert (_rendered(firing), f"above its budget of {DEMO_SPEED_UP}k tokens/s" in description,
             re.search(r"used [\d.]+k? tokens/s", description) is not None,
