@@ -40,7 +40,7 @@ from genai_exporter.normalize import MAX_DURATION_SECONDS, MAX_TOKENS_PER_CALL, 
 from genai_exporter.pipeline import Pipeline
 from genai_exporter.pricing import load_price_table
 from genai_exporter.receive import ReceiveError, decode_export_request
-from tests.otlpwire import JSON, PROTOBUF, Client, otlp_json_document
+from tests.otlpwire import JSON, PROTOBUF, Client, body_with_raw_attributes, length_delimited, otlp_json_document
 from tests.serving import Exporter, serving
 
 EXAMPLES = int(os.environ.get("GENAI_FUZZ_EXAMPLES", "60"))
@@ -181,25 +181,11 @@ def _json_text(document: object) -> bytes:
     return json.dumps(document).encode("utf-8", "surrogatepass")
 
 
-def _field(number: int, payload: bytes) -> bytes:
-    """A length-delimited protobuf field (wire type 2), written by hand: the library refuses to build
-    messages nested as deep as an attacker can send."""
-    length, varint = len(payload), bytearray()
-    while True:
-        byte, length = length & 0x7F, length >> 7
-        varint.append(byte | (0x80 if length else 0))
-        if not length:
-            break
-    return bytes([number << 3 | 2]) + bytes(varint) + payload
-
-
 def _deeply_nested_protobuf(depth: int) -> bytes:
-    value = _field(1, b"leaf")  # AnyValue.string_value
+    value = length_delimited(1, b"leaf")  # AnyValue.string_value
     for _ in range(depth):
-        value = _field(5, _field(1, value))  # AnyValue.array_value -> ArrayValue.values
-    attribute = _field(1, semconv.OUTPUT_MESSAGES.encode()) + _field(2, value)  # KeyValue
-    span = _field(1, bytes(16)) + _field(2, bytes(8)) + _field(9, attribute)
-    return _field(1, _field(2, _field(2, span)))  # ResourceSpans -> ScopeSpans -> Span
+        value = length_delimited(5, length_delimited(1, value))  # AnyValue.array_value -> ArrayValue.values
+    return body_with_raw_attributes([(semconv.OUTPUT_MESSAGES, value)])
 
 
 def _deeply_nested_json(depth: int) -> bytes:
