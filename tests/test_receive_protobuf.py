@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from hypothesis import given, settings
+import pytest
+from google.protobuf.message import DecodeError
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
-from genai_exporter import semconv
-from genai_exporter.receive import decode_export_request
+from genai_exporter import receive, semconv
+from genai_exporter.receive import MalformedRequest, decode_export_request
 from genai_exporter.records import AttributeValue, SpanEvent, SpanRecord
+from tests.otlpwire import body_with_raw_attributes, length_delimited, varint
 
 PROTOBUF = "application/x-protobuf"
 KEEP = frozenset({semconv.OPERATION_NAME, semconv.PROVIDER_NAME, semconv.INPUT_TOKENS, semconv.SERVICE_NAME})
@@ -20,7 +23,16 @@ KEYS = (*sorted(KEEP), "gen_ai.response.id", "server.address", "gen_ai.tool.call
 
 
 def decode(request: ExportTraceServiceRequest, keep: frozenset[str] | None = KEEP) -> list[SpanRecord]:
-    return decode_export_request(request.SerializeToString(), PROTOBUF, None, 1 << 24, keep)
+    return decode_body(request.SerializeToString(), keep)
+
+
+def decode_body(body: bytes, keep: frozenset[str] | None = KEEP) -> list[SpanRecord]:
+    return decode_export_request(body, PROTOBUF, None, 1 << 24, keep)
+
+
+def one_span(*attributes: KeyValue) -> ExportTraceServiceRequest:
+    span = Span(trace_id=b"\x4b" * 16, span_id=b"\x00\xf0" * 4, attributes=attributes)
+    return ExportTraceServiceRequest(resource_spans=[ResourceSpans(scope_spans=[ScopeSpans(spans=[span])])])
 
 
 def reference_value(value: AnyValue) -> AttributeValue | None:
@@ -32,7 +44,9 @@ def reference_value(value: AnyValue) -> AttributeValue | None:
     if kind == "kvlist_value":
         entries = ((entry.key, reference_value(entry.value)) for entry in value.kvlist_value.values)
         return {key: item for key, item in entries if item is not None}
-    return None if kind is None else getattr(value, kind)
+    if kind is None or kind == "string_value_strindex":  # an index into a profile's string table: unset in traces
+        return None
+    return getattr(value, kind)
 
 
 def reference_attributes(key_values: Any, keep: frozenset[str] | None) -> dict[str, AttributeValue]:
@@ -107,18 +121,172 @@ def test_without_a_keep_filter_every_attribute_is_decoded(request):
 
 
 def test_attributes_outside_the_keep_set_are_not_decoded():
-    span = Span(trace_id=b"\x4b" * 16, span_id=b"\x00\xf0" * 4, attributes=[
+    request = one_span(
         KeyValue(key=semconv.OPERATION_NAME, value=AnyValue(string_value="chat")),
         KeyValue(key="gen_ai.tool.call.arguments", value=AnyValue(string_value='{"query": "refund policy"}')),
-    ])
-    request = ExportTraceServiceRequest(resource_spans=[ResourceSpans(scope_spans=[ScopeSpans(spans=[span])])])
+    )
     assert decode(request)[0].attributes == {semconv.OPERATION_NAME: "chat"}
 
 
 def test_a_key_sent_twice_keeps_its_last_value():
-    span = Span(trace_id=b"\x4b" * 16, span_id=b"\x00\xf0" * 4, attributes=[
+    request = one_span(
         KeyValue(key=semconv.INPUT_TOKENS, value=AnyValue(int_value=10)),
         KeyValue(key=semconv.INPUT_TOKENS, value=AnyValue(int_value=1200)),
-    ])
-    request = ExportTraceServiceRequest(resource_spans=[ResourceSpans(scope_spans=[ScopeSpans(spans=[span])])])
+    )
     assert decode(request)[0].attributes == {semconv.INPUT_TOKENS: 1200}
+
+
+# --- attribute values: decoded by hand or from the memo, exactly as protobuf reads them ---------------
+
+def exactly(value: AttributeValue | None) -> object:
+    """A value compared with its types: True is not 1, 1.0 is not 1, -0.0 is not 0.0, NaN equals NaN."""
+    if isinstance(value, tuple):
+        return "array", tuple(exactly(item) for item in value)
+    if isinstance(value, dict):
+        return "kvlist", {key: exactly(item) for key, item in value.items()}
+    return type(value).__name__, repr(value)
+
+
+def decoded_value(body: bytes) -> object:
+    """The operation name of the one span of a body, compared exactly; None when it is absent."""
+    return exactly(decode_body(body)[0].attributes.get(semconv.OPERATION_NAME))
+
+
+extreme_scalars = st.one_of(
+    st.builds(AnyValue, string_value=st.text(max_size=200)),  # non-ASCII, empty, length prefixes of 1 and 2 bytes
+    st.builds(AnyValue, bool_value=st.booleans()),
+    st.builds(AnyValue, int_value=st.one_of(st.sampled_from([0, -1, 2**63 - 1, -(2**63)]),
+                                            st.integers(-(2**63), 2**63 - 1))),
+    st.builds(AnyValue, double_value=st.one_of(st.sampled_from([float("nan"), float("inf"), -float("inf"), -0.0]),
+                                               st.floats())),
+    st.builds(AnyValue, bytes_value=st.binary(max_size=8)),
+    st.just(AnyValue()),
+)
+extreme_any_values = st.recursive(extreme_scalars, lambda inner: st.one_of(
+    st.builds(lambda items: AnyValue(array_value=ArrayValue(values=items)), st.lists(inner, max_size=3)),
+    st.builds(lambda entries: AnyValue(kvlist_value=KeyValueList(values=entries)),
+              st.lists(st.builds(KeyValue, key=st.text(max_size=4), value=inner), max_size=3)),
+), max_leaves=6)
+
+
+@settings(max_examples=300, deadline=None)
+@given(extreme_any_values)
+def test_every_any_value_decodes_to_what_the_generated_otlp_classes_read(value):
+    body = one_span(KeyValue(key=semconv.OPERATION_NAME, value=value)).SerializeToString()
+    assert decoded_value(body) == exactly(reference_value(value))
+
+
+def padded_varint(number: int, padding: int) -> bytes:
+    """A varint with `padding` needless bytes: longer than it has to be, which protobuf still reads."""
+    encoded = bytearray(varint(number))
+    if padding:
+        encoded[-1] |= 0x80
+        encoded += b"\x80" * (padding - 1) + b"\x00"
+    return bytes(encoded)
+
+
+ANY_VALUE_FIELD_NUMBERS = st.integers(1, 8)  # string, bool, int, double, array, kvlist, bytes, and one unknown
+text_payloads = st.one_of(
+    st.binary(max_size=6),
+    st.text(max_size=4).map(str.encode),
+    st.text(st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF), min_size=1, max_size=2)
+    .map(lambda text: text.encode("utf-8", "surrogatepass")),  # UTF-8 of surrogates: not valid UTF-8
+)
+wire_fields = st.one_of(
+    st.builds(length_delimited, ANY_VALUE_FIELD_NUMBERS, text_payloads),
+    st.builds(lambda payload, padding: b"\x0a" + padded_varint(len(payload), padding) + payload,
+              text_payloads, st.integers(0, 6)),
+    # Varints of up to 11 bytes: needless bytes, bits beyond 64, too long.
+    st.builds(lambda number, groups, last: varint(number << 3) + bytes(groups) + bytes([last]),
+              ANY_VALUE_FIELD_NUMBERS, st.lists(st.integers(0x80, 0xFF), max_size=10), st.integers(0, 0x7F)),
+    st.builds(lambda number, payload: varint(number << 3 | 1) + payload,
+              ANY_VALUE_FIELD_NUMBERS, st.binary(min_size=8, max_size=8)),
+)
+raw_any_values = st.one_of(st.lists(wire_fields, max_size=3).map(b"".join), st.binary(max_size=12))
+
+
+@settings(max_examples=500, deadline=None)
+@given(raw_any_values)
+@example(b"\x18" + b"\xff" * 9 + b"\x01")  # int_value -1: ten bytes
+@example(b"\x18" + b"\xff" * 9 + b"\x7f")  # bits beyond 64, which protobuf drops: -1 too
+@example(b"\x10" + b"\x80" * 9 + b"\x02")  # bool_value with only bit 64 set: false
+@example(b"\x18" + b"\x80" * 10 + b"\x00")  # an eleven-byte varint: refused
+@example(b"\x0a" + padded_varint(4, 4) + b"chat")  # a five-byte length prefix: read
+@example(b"\x0a" + padded_varint(4, 5) + b"chat")  # a six-byte length prefix: refused
+def test_any_value_bytes_of_any_shape_are_decoded_or_refused_as_protobuf_reads_them(raw):
+    body = body_with_raw_attributes([(semconv.OPERATION_NAME, raw)])
+    try:
+        expected = exactly(reference_value(AnyValue.FromString(raw)))
+    except DecodeError:
+        with pytest.raises(MalformedRequest):
+            decode_body(body)
+    else:
+        assert decoded_value(body) == expected
+
+
+def test_an_any_value_holding_two_string_fields_is_the_last_one():
+    raw = length_delimited(1, b"chat") + length_delimited(1, b"embeddings")
+    assert decode_body(body_with_raw_attributes([(semconv.OPERATION_NAME, raw)]))[0].attributes == {
+        semconv.OPERATION_NAME: "embeddings"}
+
+
+def test_an_any_value_holding_a_string_and_an_int_field_is_the_int():
+    raw = length_delimited(1, b"1200") + b"\x18" + varint(1200)
+    assert decode_body(body_with_raw_attributes([(semconv.INPUT_TOKENS, raw)]))[0].attributes == {
+        semconv.INPUT_TOKENS: 1200}
+
+
+def test_a_string_value_longer_than_16_kib_is_decoded_whole():
+    text = "réponse " * 4096
+    request = one_span(KeyValue(key=semconv.OPERATION_NAME, value=AnyValue(string_value=text)))
+    assert decode(request)[0].attributes == {semconv.OPERATION_NAME: text}
+
+
+def test_a_one_element_string_array_is_a_one_element_tuple():
+    finish_reasons = AnyValue(array_value=ArrayValue(values=[AnyValue(string_value="stop")]))
+    request = one_span(KeyValue(key=semconv.FINISH_REASONS, value=finish_reasons))
+    assert decode(request, keep=frozenset({semconv.FINISH_REASONS}))[0].attributes == {
+        semconv.FINISH_REASONS: ("stop",)}
+
+
+def test_invalid_utf8_in_a_kept_string_attribute_is_a_400_naming_the_attribute():
+    body = body_with_raw_attributes([(semconv.OPERATION_NAME, length_delimited(1, b"chat\xff"))])
+    with pytest.raises(MalformedRequest) as raised:
+        decode_body(body)
+    assert (raised.value.http_status, raised.value.message) == (400, (
+        "body is not a valid protobuf ExportTraceServiceRequest: "
+        "the string value of attribute 'gen_ai.operation.name' is not valid UTF-8"))
+
+
+def test_a_truncated_any_value_of_a_kept_attribute_is_a_400_naming_the_attribute():
+    body = body_with_raw_attributes([(semconv.OPERATION_NAME, b"\x0a\x05chat")])
+    with pytest.raises(MalformedRequest) as raised:
+        decode_body(body)
+    assert (raised.value.http_status, raised.value.message) == (400, (
+        "body is not a valid protobuf ExportTraceServiceRequest: "
+        "the value of attribute 'gen_ai.operation.name' is not a valid AnyValue: "
+        "Error parsing message with type 'opentelemetry.proto.common.v1.AnyValue': Wire format was corrupt"))
+
+
+def test_invalid_utf8_in_an_attribute_that_is_not_kept_is_accepted():
+    body = body_with_raw_attributes([
+        (semconv.OPERATION_NAME, length_delimited(1, b"chat")),
+        ("gen_ai.tool.call.arguments", length_delimited(1, b'{"query": "\xff"}')),
+    ])
+    assert decode_body(body)[0].attributes == {semconv.OPERATION_NAME: "chat"}
+
+
+def test_spans_with_the_same_kvlist_value_get_dicts_of_their_own():
+    kvlist = AnyValue(kvlist_value=KeyValueList(values=[KeyValue(key="tier", value=AnyValue(string_value="pro"))]))
+    request = ExportTraceServiceRequest(resource_spans=[ResourceSpans(scope_spans=[ScopeSpans(spans=[
+        Span(trace_id=b"\x4b" * 16, span_id=bytes([index]) * 8, attributes=[KeyValue(key="metadata", value=kvlist)])
+        for index in (1, 2)
+    ])])])
+    first, second = (record.attributes["metadata"] for record in decode(request, keep=None))
+    assert (first, first is second) == ({"tier": "pro"}, False)
+
+
+def test_the_memo_of_decoded_values_stays_bounded_whatever_values_arrive():
+    distinct_values = [(f"attribute.{index}", b"\x18" + varint(index)) for index in range(100_000)]
+    decode_body(body_with_raw_attributes(distinct_values), keep=None)
+    assert len(receive._attribute_value_memo) <= receive._MEMO_MAX_ENTRIES

@@ -14,6 +14,7 @@ import base64
 import binascii
 import json
 import re
+import struct
 import zlib
 from collections.abc import Callable
 from typing import Any
@@ -196,19 +197,26 @@ def _gunzip(body: bytes, limit: int) -> bytes:
 #
 # Bodies are parsed with a *view* of the OTLP trace messages rather than the generated classes:
 # the same field numbers and types, but only the fields the pipeline reads, and attributes
-# declared as `map<string, AnyValue>`. Protobuf defines a map field as exactly the wire format of
+# declared as `map<string, bytes>`. Protobuf defines a map field as exactly the wire format of
 # a repeated message with the key in field 1 and the value in field 2, which is what OTLP's
 # `repeated KeyValue` is, so every valid body parses the same way (for a key sent twice, the last
 # value wins, as it does when a repeated KeyValue is read into a dict). What this buys: the parser
 # keeps the fields the view leaves out (links, trace state, kind, scope, dropped counts) as raw
 # bytes instead of building objects for them, and the keys of a span's attributes are matched
 # against `keep_attributes` by one set intersection in C, so only the values the pipeline reads
-# are ever turned into Python objects. The price: fields the view leaves out are only checked for
-# well-formed wire encoding, not for valid UTF-8, so a span whose trace_state is not UTF-8 is
-# accepted rather than refusing the whole request over a field nothing reads.
+# are ever decoded. Declaring the value as `bytes` rather than AnyValue hands each value over as
+# its serialized AnyValue, without building a message for it: the value is looked up in a memo of
+# recent values (the same model, operation and tier arrive on span after span), else decoded by
+# `_attribute_value`, by hand when it is one scalar field, else with the generated AnyValue class.
+#
+# The price: fields the view leaves out, and the AnyValues of attributes that are not kept, are
+# only checked for well-formed wire encoding (framing), not for valid content or UTF-8, so a span
+# whose trace_state or unread attribute is not UTF-8 is accepted rather than refusing the whole
+# request over a field nothing reads. The AnyValue of a kept attribute is checked in full.
+# A KeyValue whose value field appears twice in one entry (no encoder writes that) keeps the last
+# occurrence; protobuf would merge the two messages.
 
 _VIEW_PACKAGE = "genai_exporter.otlp_trace_view"
-_ANY_VALUE = ".opentelemetry.proto.common.v1.AnyValue"
 _FIELD = descriptor_pb2.FieldDescriptorProto
 # Field name, number, type, repeated, message type (for message fields).
 _ViewField = tuple[str, int, int, bool, str]
@@ -246,10 +254,8 @@ _VIEW_MAP_OWNERS = ("Resource", "Event", "Span")
 def _trace_request_view() -> type[Message]:
     """The message class of the view of ExportTraceServiceRequest, in a descriptor pool of its own."""
     pool = descriptor_pool.DescriptorPool()
-    pool.AddSerializedFile(common_pb2.DESCRIPTOR.serialized_pb)
     view = descriptor_pb2.FileDescriptorProto(
         name="genai_exporter/otlp_trace_view.proto", package=_VIEW_PACKAGE, syntax="proto3",
-        dependency=[common_pb2.DESCRIPTOR.name],
     )
     for message_name, fields in _VIEW_MESSAGES.items():
         message = view.message_type.add(name=message_name)
@@ -264,14 +270,45 @@ def _trace_request_view() -> type[Message]:
             entry = message.nested_type.add(name="AttributesEntry")
             entry.options.map_entry = True
             entry.field.add(name="key", number=1, type=_FIELD.TYPE_STRING, label=_FIELD.LABEL_OPTIONAL)
-            entry.field.add(name="value", number=2, type=_FIELD.TYPE_MESSAGE, label=_FIELD.LABEL_OPTIONAL,
-                            type_name=_ANY_VALUE)
+            entry.field.add(name="value", number=2, type=_FIELD.TYPE_BYTES, label=_FIELD.LABEL_OPTIONAL)
     pool.Add(view)
     return message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{_VIEW_PACKAGE}.ExportTraceServiceRequest"))
 
 
 _TraceRequestView = _trace_request_view()
 _PB_SCALAR_KINDS = frozenset({"string_value", "bool_value", "int_value", "double_value", "bytes_value"})
+
+# Tags (field number << 3 | wire type) of the AnyValue fields decoded by hand.
+_TAG_STRING_VALUE = 1 << 3 | 2  # length-delimited
+_TAG_BOOL_VALUE = 2 << 3 | 0  # varint
+_TAG_INT_VALUE = 3 << 3 | 0  # varint, int64 as two's complement: negatives take 10 bytes
+_TAG_DOUBLE_VALUE = 4 << 3 | 1  # fixed64
+_MAX_VARINT_BYTES = 10
+_UINT64_RANGE = 2**64
+# A length prefix of at most two bytes (strings up to 16 KiB); upb has its own rules for longer ones.
+_STRING_VALUE_MAX_START = 3
+_DOUBLE_VALUE_BYTES = 9  # tag and 8 bytes little-endian
+_unpack_double = struct.Struct("<d").unpack_from
+# What `_scalar_any_value` returns for anything that is not one scalar field: None means unset.
+_NOT_ONE_SCALAR = object()
+
+# The memo of decoded attribute values: serialized AnyValue -> its value (None: unset). A pure memo
+# (the same bytes always decode to the same value), shared by all requests, and safe without a
+# lock: every access is a single dict operation, atomic under the GIL (threads that fill it at
+# once may each add one entry past the limit before one of them clears it). Only immutable values, so
+# the SpanRecords that share one cannot change one another's: scalars and arrays of scalars, never
+# kvlists (dicts). Bounded whatever clients send, at about 6 MiB (16384 strings of 126 bytes):
+# - values of at most 128 bytes serialized: model names, operations, tiers, token counts are far
+#   shorter; message content and tool results, which rarely repeat, are decoded every time;
+# - arrays of at most 4 items (finish_reasons hold one or two): the items of a longer array would
+#   cost more memory per serialized byte than a string;
+# - at most 16384 values, started over when full: room for the 11000 distinct values of the
+#   20000 spans of the benchmark workload, and clearing costs less than keeping an LRU order.
+_MEMO_MAX_RAW_BYTES = 128
+_MEMO_MAX_ARRAY_ITEMS = 4
+_MEMO_MAX_ENTRIES = 16384
+_attribute_value_memo: dict[bytes, AttributeValue | None] = {}
+_NOT_MEMOIZED = object()
 
 
 def _pb_any_value(value: Any) -> AttributeValue | None:
@@ -292,13 +329,86 @@ def _pb_any_value(value: Any) -> AttributeValue | None:
     return None
 
 
+def _varint(raw: bytes, position: int) -> tuple[int, int] | None:
+    """The uint64 varint at `position` and the position after it, as upb reads it.
+
+    None when there is none, or it carries bits beyond 64 (which upb drops): left to upb.
+    """
+    value = 0
+    for index in range(position, min(position + _MAX_VARINT_BYTES, len(raw))):
+        byte = raw[index]
+        value |= (byte & 0x7F) << 7 * (index - position)
+        if byte < 0x80:
+            return (value, index + 1) if value < _UINT64_RANGE else None
+    return None
+
+
+def _scalar_any_value(raw: bytes) -> object:
+    """The value of a serialized AnyValue that is exactly one string, bool, int or double field.
+
+    Those are nearly all attribute values, and reading them here costs a fraction of building an
+    AnyValue message. Anything else returns _NOT_ONE_SCALAR; a string that is not UTF-8 raises
+    UnicodeDecodeError (Python's strict UTF-8 refuses what upb refuses: overlongs, surrogates).
+    """
+    if not raw:
+        return None
+    tag = raw[0]
+    if tag == _TAG_STRING_VALUE:
+        length = _varint(raw, 1)
+        if length is not None and length[1] <= _STRING_VALUE_MAX_START and length[0] == len(raw) - length[1]:
+            return raw[length[1]:].decode()
+    elif tag in (_TAG_INT_VALUE, _TAG_BOOL_VALUE):
+        varint = _varint(raw, 1)
+        if varint is not None and varint[1] == len(raw):
+            number = varint[0]
+            if tag == _TAG_BOOL_VALUE:
+                return number != 0
+            return number - _UINT64_RANGE if number > _INT64_MAX else number
+    elif tag == _TAG_DOUBLE_VALUE and len(raw) == _DOUBLE_VALUE_BYTES:
+        return _unpack_double(raw, 1)[0]
+    return _NOT_ONE_SCALAR
+
+
+def _is_memoizable(value: AttributeValue | None) -> bool:
+    """True for scalars and short arrays of them: immutable, so SpanRecords may share them, and small."""
+    if isinstance(value, tuple):
+        return len(value) <= _MEMO_MAX_ARRAY_ITEMS and not any(isinstance(item, tuple | dict) for item in value)
+    return not isinstance(value, dict)
+
+
+def _attribute_value(key: str, raw: bytes) -> AttributeValue | None:
+    """Decode the serialized AnyValue of attribute `key` (None: unset) and memoize it when it may be.
+
+    The slow path behind the memo lookup in `_decode_protobuf`. A value that is not a valid
+    AnyValue refuses the request, as it did when upb parsed it with the body.
+    """
+    try:
+        value = _scalar_any_value(raw)
+        if value is _NOT_ONE_SCALAR:
+            value = _pb_any_value(common_pb2.AnyValue.FromString(raw))
+    except UnicodeDecodeError as error:
+        raise MalformedRequest(f"body is not a valid protobuf ExportTraceServiceRequest: "
+                               f"the string value of attribute {_quote(key)} is not valid UTF-8") from error
+    except DecodeError as error:
+        raise MalformedRequest(f"body is not a valid protobuf ExportTraceServiceRequest: "
+                               f"the value of attribute {_quote(key)} is not a valid AnyValue: {error}") from error
+    if len(raw) <= _MEMO_MAX_RAW_BYTES and _is_memoizable(value):
+        if len(_attribute_value_memo) >= _MEMO_MAX_ENTRIES:
+            _attribute_value_memo.clear()
+        _attribute_value_memo[raw] = value
+    return value
+
+
 def _pb_attributes(attribute_map: Any, keep: frozenset[str] | None) -> dict[str, AttributeValue]:
-    """The wanted entries of a view's attribute map, converted (unset values skipped)."""
+    """The wanted entries of a view's attribute map, decoded (unset values skipped)."""
     attributes: dict[str, AttributeValue] = {}
     for key in attribute_map if keep is None else keep.intersection(attribute_map):
-        converted = _pb_any_value(attribute_map[key])
-        if converted is not None:
-            attributes[key] = converted
+        raw = attribute_map[key]
+        value = _attribute_value_memo.get(raw, _NOT_MEMOIZED)
+        if value is _NOT_MEMOIZED:
+            value = _attribute_value(key, raw)
+        if value is not None:
+            attributes[key] = value
     return attributes
 
 
@@ -310,7 +420,8 @@ def _decode_protobuf(body: bytes, keep: frozenset[str] | None) -> list[SpanRecor
         raise MalformedRequest(f"body is not a valid protobuf ExportTraceServiceRequest: {error}") from error
     records: list[SpanRecord] = []
     append = records.append
-    scalar_kinds = _PB_SCALAR_KINDS
+    memo_get = _attribute_value_memo.get
+    not_memoized = _NOT_MEMOIZED
     status_error = _STATUS_CODE_ERROR
     for resource_spans in request.resource_spans:
         # One dict per resource, shared by all its spans: the resource is the same object in OTLP.
@@ -321,14 +432,12 @@ def _decode_protobuf(body: bytes, keep: frozenset[str] | None) -> list[SpanRecor
                 source = span.attributes
                 attributes: dict[str, AttributeValue] = {}
                 for key in source if keep is None else keep.intersection(source):
-                    value = source[key]
-                    kind = value.WhichOneof("value")
-                    if kind in scalar_kinds:
-                        attributes[key] = getattr(value, kind)
-                    elif kind is not None:
-                        converted = _pb_any_value(value)
-                        if converted is not None:
-                            attributes[key] = converted
+                    raw = source[key]
+                    value = memo_get(raw, not_memoized)
+                    if value is not_memoized:
+                        value = _attribute_value(key, raw)
+                    if value is not None:
+                        attributes[key] = value
                 events = ()
                 if span.events:
                     events = tuple(
