@@ -33,21 +33,21 @@ def chat(**kwargs) -> Observation:
 def test_every_token_type_gets_a_series_even_at_zero():
     agg = aggregator()
     agg.record(chat(), "gpt-4o-mini", COST)
-    assert {labels[4]: value for labels, value in agg.tokens.values.items()} == {
+    assert {labels[4]: value for labels, value in agg.tokens.values().items()} == {
         "input": 2_000.0, "cache_read": 0.0, "cache_write": 0.0, "output": 1_000.0}
 
 
 def test_cost_series_carry_the_canonical_model_label():
     agg = aggregator()
     agg.record(chat(), "gpt-4o-mini", COST)
-    assert sorted(agg.cost.values.items())[-1] == (
+    assert sorted(agg.cost.values().items())[-1] == (
         ("checkout", "openai", "gpt-4o-mini", "chat", "output", "", ""), 0.0006)
 
 
 def test_unpriced_call_counts_its_tokens_as_unpriced_and_no_cost():
     agg = aggregator()
     agg.record(chat(), "acme-reasoner-1", None)
-    assert (agg.unpriced_tokens.values, agg.cost.values) == (
+    assert (agg.unpriced_tokens.values(), agg.cost.values()) == (
         {("checkout", "openai", "acme-reasoner-1", "", ""): 3_000.0}, {})
 
 
@@ -55,8 +55,8 @@ def test_label_values_past_the_cap_become_overflow_and_are_still_counted():
     agg = aggregator(max_values={**CardinalityLimits().max_values, catalog.MODEL: 2})
     for model in ("m1", "m2", "m3", "m4"):
         agg.record(chat(), model, None)
-    models = sorted(labels[2] for labels in agg.unpriced_tokens.values)
-    overflow_tokens = agg.unpriced_tokens.values[("checkout", "openai", catalog.OVERFLOW_VALUE, "", "")]
+    models = sorted(labels[2] for labels in agg.unpriced_tokens.values())
+    overflow_tokens = agg.unpriced_tokens.values()[("checkout", "openai", catalog.OVERFLOW_VALUE, "", "")]
     assert (models, overflow_tokens, agg.label_overflows[catalog.MODEL]) == (
         ["__overflow__", "m1", "m2"], 6_000.0, 2)
 
@@ -65,7 +65,7 @@ def test_every_observation_of_an_overflowed_value_counts_as_an_overflow():
     agg = aggregator(max_values={**CardinalityLimits().max_values, catalog.MODEL: 1})
     for model in ("m1", "m2", "m2", "m2", "m1"):
         agg.record(chat(), model, None)
-    assert (agg.label_overflows[catalog.MODEL], agg.unpriced_tokens.values[
+    assert (agg.label_overflows[catalog.MODEL], agg.unpriced_tokens.values()[
         ("checkout", "openai", catalog.OVERFLOW_VALUE, "", "")]) == (3, 9_000.0)
 
 
@@ -90,7 +90,7 @@ def test_dimension_values_past_their_cap_overflow():
 def test_long_label_values_are_truncated():
     agg = aggregator(max_label_value_length=8)
     agg.record(chat(service="a-very-long-service-name"), "gpt-4o-mini", None)
-    assert next(iter(agg.unpriced_tokens.values))[0] == "a-very-l"
+    assert next(iter(agg.unpriced_tokens.values()))[0] == "a-very-l"
 
 
 def test_distinct_values_kept_stay_bounded_whatever_arrives():
@@ -106,7 +106,7 @@ def test_duration_histogram_buckets_and_exemplar():
     agg.record(obs, "gpt-4o-mini", COST)
     state = next(iter(agg.duration.series.values()))
     bucket = catalog.DURATION_BUCKETS_SECONDS.index(0.64)
-    assert (state.count, state.sum, state.bucket_counts[bucket], state.exemplars[bucket].span_id) == (
+    assert (state.count, state.sum, state.bucket_counts[bucket], state.exemplars[bucket][1]) == (
         1, 0.5, 1, obs.span_id)
 
 

@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.exposition import choose_encoder
 
 from genai_exporter import catalog
-from genai_exporter.aggregate import Aggregator, Exemplar, HistogramState
+from genai_exporter.aggregate import Aggregator, HistogramState
 from genai_exporter.config import Budget, CardinalityLimits
 from genai_exporter.expose import GenAICollector, metrics_renderer
 
@@ -68,7 +68,7 @@ numbers = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True),
     st.sampled_from([0.0, 1.0, 999_999.0, 1_000_000.0, 1234567.0, 1e21, 0.00018, 5e-324]),
 )
-exemplars = st.builds(Exemplar, st.just(TRACE_ID), st.text(alphabet='0123456789abcdef"\\', min_size=1, max_size=16),
+exemplars = st.tuples(st.just(TRACE_ID), st.text(alphabet='0123456789abcdef"\\', min_size=1, max_size=16),
                       numbers, st.floats(min_value=0, max_value=2e9, allow_nan=False))
 
 
@@ -78,10 +78,11 @@ def aggregator_states(draw) -> Aggregator:
     agg = aggregator()
     domain = st.tuples(*[label_values] * 5, *[label_values] * len(DIMENSIONS))
     for labels in draw(st.lists(domain, max_size=4)):
-        agg.tokens.values[labels] = draw(numbers)
-        agg.cost.values[labels] = draw(numbers)
+        agg.tokens.series_of(labels).value = draw(numbers)
+        cost = agg.cost.series_of(labels)
+        cost.value = draw(numbers)
         if draw(st.booleans()):
-            agg.cost.exemplars[labels] = draw(exemplars)
+            cost.exemplar = draw(exemplars)
     bucket_count = len(catalog.DURATION_BUCKETS_SECONDS) + 1
     duration_labels = st.tuples(*[label_values] * 9, *[label_values] * len(DIMENSIONS))
     for labels in draw(st.lists(duration_labels, max_size=3)):
@@ -117,7 +118,7 @@ def test_openmetrics_body_ends_with_a_single_eof_line():
 
 def test_label_values_are_escaped_as_the_text_format_requires():
     agg = aggregator()
-    agg.unpriced_tokens.values[("svc", "acme", 'model "x"\\\nv2', "free", "search")] = 3.0
+    agg.unpriced_tokens.series_of(("svc", "acme", 'model "x"\\\nv2', "free", "search")).value = 3.0
     body, _ = metrics_renderer(collector_of(agg))(TEXT)
     assert ('genai_unpriced_tokens_total{feature="search",model="model \\"x\\"\\\\\\nv2",provider="acme",'
             'service="svc",user_tier="free"} 3.0') in body.decode().splitlines()
@@ -126,8 +127,8 @@ def test_label_values_are_escaped_as_the_text_format_requires():
 def test_infinite_and_nan_values_are_written_as_go_does():
     agg = aggregator()
     labels = ("svc", "openai", "gpt-4o-mini", "chat", "input", "free", "search")
-    agg.tokens.values[labels] = math.inf
-    agg.cost.values[labels] = math.nan
+    agg.tokens.series_of(labels).value = math.inf
+    agg.cost.series_of(labels).value = math.nan
     lines = metrics_renderer(collector_of(agg))(TEXT)[0].decode().splitlines()
     assert [line.rsplit(" ", 1)[1] for line in lines
             if line.startswith(("genai_tokens_total{", "genai_cost_usd_total{"))] == ["+Inf", "NaN"]
@@ -137,7 +138,7 @@ def test_histogram_bucket_exemplar_sits_on_the_bucket_it_fell_into():
     agg = aggregator()
     counts = [0] * (len(catalog.DURATION_BUCKETS_SECONDS) + 1)
     counts[6] = 1
-    state = HistogramState(counts, 0.5, 1, {6: Exemplar(TRACE_ID, "00f067aa0ba902b7", 0.5, 1760000000.5)})
+    state = HistogramState(counts, 0.5, 1, {6: (TRACE_ID, "00f067aa0ba902b7", 0.5, 1760000000.5)})
     agg.duration.series[("svc", "model", "chat", "openai", "gpt-4o-mini", "", "", "ok", "", "free", "")] = state
     lines = metrics_renderer(collector_of(agg))(OPENMETRICS)[0].decode().splitlines()
     assert [line for line in lines if "# {" in line] == [

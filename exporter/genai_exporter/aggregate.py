@@ -15,7 +15,6 @@ from bisect import bisect_left
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
 
 from genai_exporter import catalog, semconv
 from genai_exporter.config import CardinalityLimits
@@ -31,17 +30,10 @@ _LAYERS_WITH_EMPTY_RESPONSES = frozenset({catalog.LAYER_MODEL, catalog.LAYER_TOO
 SERIES_LABELS_CACHE_SIZE = 4096
 
 
-class Exemplar(NamedTuple):
-    """Link from a data point to the span that produced it (OpenMetrics exemplar).
-
-    A NamedTuple rather than a frozen dataclass: one is made per series a span updates, and a
-    tuple is built in a third of the time (measured in bench/).
-    """
-
-    trace_id: str
-    span_id: str
-    value: float
-    timestamp_seconds: float
+# Link from a data point to the span that produced it (OpenMetrics exemplar): (trace_id, span_id,
+# value, timestamp_seconds). A plain tuple, not a NamedTuple: one is made per series a span updates,
+# and a plain tuple is built ten times faster than a NamedTuple (bench/RESULTS.md).
+Exemplar = tuple[str, str, float, float]
 
 
 @dataclass(slots=True)
@@ -55,20 +47,43 @@ class HistogramState:
 
 
 @dataclass(slots=True)
+class CounterSeries:
+    """Cumulative state of one counter series: its value and its latest exemplar.
+
+    Mutable and referenced from the cache of resolved series, so that a span adds to it without
+    hashing its label tuple again.
+    """
+
+    value: float = 0.0
+    exemplar: Exemplar | None = None
+
+
+@dataclass(slots=True)
 class CounterFamily:
-    """Values of one counter family by label values, with the latest exemplar per series."""
+    """States of one counter family by label values."""
 
     spec: catalog.MetricSpec
-    values: dict[LabelValues, float] = field(default_factory=dict)
-    exemplars: dict[LabelValues, Exemplar] = field(default_factory=dict)
+    series: dict[LabelValues, CounterSeries] = field(default_factory=dict)
+
+    def values(self) -> dict[LabelValues, float]:
+        """Every series' value by its label values (a copy)."""
+        return {labels: state.value for labels, state in self.series.items()}
+
+    def series_of(self, labels: LabelValues) -> CounterSeries:
+        """The series of these label values, started at 0 if it did not exist."""
+        state = self.series.get(labels)
+        if state is None:
+            state = self.series[labels] = CounterSeries()
+        return state
 
     def add(self, labels: LabelValues, amount: float, exemplar: Exemplar | None = None) -> None:
         """Increase one series; counters never decrease, so negative amounts are ignored."""
         if amount < 0:
             return
-        self.values[labels] = self.values.get(labels, 0.0) + amount
+        state = self.series_of(labels)
+        state.value += amount
         if exemplar is not None and self.spec.exemplars:
-            self.exemplars[labels] = exemplar
+            state.exemplar = exemplar
 
 
 @dataclass(slots=True)
@@ -78,12 +93,19 @@ class HistogramFamily:
     spec: catalog.MetricSpec
     series: dict[LabelValues, HistogramState] = field(default_factory=dict)
 
-    def observe(self, labels: LabelValues, value: float, exemplar: Exemplar | None = None) -> None:
-        """Record one observation into its bucket (the +Inf bucket is the last index)."""
+    def series_of(self, labels: LabelValues) -> HistogramState:
+        """The series of these label values, created empty if it did not exist."""
         state = self.series.get(labels)
         if state is None:
-            state = HistogramState([0] * (len(self.spec.buckets) + 1))
-            self.series[labels] = state
+            state = self.series[labels] = HistogramState([0] * (len(self.spec.buckets) + 1))
+        return state
+
+    def observe(self, labels: LabelValues, value: float, exemplar: Exemplar | None = None) -> None:
+        """Record one observation into its bucket (the +Inf bucket is the last index)."""
+        self.observe_into(self.series_of(labels), value, exemplar)
+
+    def observe_into(self, state: HistogramState, value: float, exemplar: Exemplar | None = None) -> None:
+        """Record one observation into a series already resolved (see `series_of`)."""
         index = bisect_left(self.spec.buckets, value)
         state.bucket_counts[index] += 1
         state.sum += value
@@ -124,9 +146,10 @@ class _RunTally:
     tool_calls: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class _SeriesLabels:
-    """The capped label tuples of every series that spans of one label combination update.
+@dataclass(slots=True)
+class _ResolvedSeries:
+    """The capped label tuples of every series that spans of one label combination update, and the
+    states of those series, each looked up the first time a span of the combination moves it.
 
     `overflowed` lists the caps that turned a value of the combination into `__overflow__`: they
     count one overflow per observation, so they are counted again on every use of the entry.
@@ -135,8 +158,6 @@ class _SeriesLabels:
     service: str
     dimensions: LabelValues
     provider_model: tuple[str, str]
-    duration: LabelValues
-    empty_responses: LabelValues
     tokens: tuple[LabelValues, ...]
     per_model: LabelValues
     cache_savings: LabelValues
@@ -144,6 +165,16 @@ class _SeriesLabels:
     agent_tool_model: tuple[str, str, str]
     agent_run: LabelValues
     overflowed: tuple[LabelCap, ...]
+    duration_state: HistogramState
+    # None for spans that cannot come back empty (errors, layers other than model and tool).
+    empty_responses_state: CounterSeries | None
+    time_to_first_token_state: HistogramState | None = None
+    token_states: tuple[CounterSeries, ...] = ()
+    unpriced_state: CounterSeries | None = None
+    cost_states: tuple[CounterSeries, ...] = ()
+    cache_savings_state: CounterSeries | None = None
+    # Series of each finish reason that its cap let through (an overflowing one is capped each time).
+    finish_reason_states: dict[str, CounterSeries] = field(default_factory=dict)
 
 
 class Aggregator:
@@ -159,7 +190,7 @@ class Aggregator:
         )
         self._max_pending_runs = limits.max_pending_agent_runs
         self._pending_runs: OrderedDict[tuple[str, str], _RunTally] = OrderedDict()
-        self._series_cache: dict[tuple[object, ...], _SeriesLabels] = {}
+        self._series_cache: dict[tuple[object, ...], _ResolvedSeries] = {}
 
         self.tokens = CounterFamily(catalog.TOKENS)
         self.cost = CounterFamily(catalog.COST)
@@ -231,7 +262,7 @@ class Aggregator:
         pending.model_calls += tally.model_calls
         pending.tool_calls += tally.tool_calls
 
-    def _series_labels(self, obs: Observation, model: str) -> _SeriesLabels:
+    def _resolve(self, obs: Observation, model: str) -> _ResolvedSeries:
         """Cap each label value of the observation and build the label tuples of its series."""
         caps = self._caps
         overflows_before = {cap: cap.overflows for cap in (*caps.values(), *self._dimension_caps)}
@@ -244,10 +275,16 @@ class Aggregator:
         error_type = caps[catalog.ERROR_TYPE](obs.error_type) if obs.error_type else ""
         dims = tuple(dim_cap(value) for dim_cap, value in zip(self._dimension_caps, obs.dimensions, strict=True))
         status = catalog.STATUS_ERROR if obs.error else catalog.STATUS_OK
-        return _SeriesLabels(
+        duration = (service, obs.layer, operation, provider, model, agent, tool, status, error_type, *dims)
+        # Series the alerts divide by are started at 0 the first time their label set is seen, so
+        # the first empty response or truncation of a tool or model is a visible increase (a series
+        # born at 1 hides its first increment from rate() and increase()).
+        empty_responses = None
+        if not obs.error and obs.layer in _LAYERS_WITH_EMPTY_RESPONSES:
+            empty_responses = self.empty_responses.series_of(
+                (service, obs.layer, operation, provider, model, agent, tool, *dims))
+        return _ResolvedSeries(
             service=service, dimensions=dims, provider_model=(provider, model),
-            duration=(service, obs.layer, operation, provider, model, agent, tool, status, error_type, *dims),
-            empty_responses=(service, obs.layer, operation, provider, model, agent, tool, *dims),
             tokens=tuple((service, provider, model, operation, token_type, *dims)
                          for token_type in catalog.TOKEN_TYPES),
             per_model=(service, provider, model, *dims),
@@ -256,6 +293,8 @@ class Aggregator:
             agent_tool_model=(agent, tool, model),
             agent_run=(service, agent, *dims),
             overflowed=tuple(cap for cap, before in overflows_before.items() if cap.overflows > before),
+            duration_state=self.duration.series_of(duration),
+            empty_responses_state=empty_responses,
         )
 
     def record(self, observation: Observation, model: str, cost: TokenCost | None) -> None:
@@ -263,61 +302,86 @@ class Aggregator:
         obs = observation
         key = (obs.service, obs.layer, obs.operation, obs.provider, model, obs.agent, obs.tool, obs.error,
                obs.error_type, obs.dimensions)
-        labels = self._series_cache.get(key)
-        if labels is None:
-            labels = self._series_labels(obs, model)
+        series = self._series_cache.get(key)
+        if series is None:
+            series = self._resolve(obs, model)
             if len(self._series_cache) >= SERIES_LABELS_CACHE_SIZE:
                 self._series_cache.clear()
-            self._series_cache[key] = labels
+            self._series_cache[key] = series
         else:
-            for cap in labels.overflowed:
+            for cap in series.overflowed:
                 cap.overflows += 1
         timestamp = obs.end_time_unix_nano / 1e9
-        trace_id, span_id = obs.trace_id, obs.span_id
+        trace_id, span_id, duration = obs.trace_id, obs.span_id, obs.duration_seconds
 
-        self.duration.observe(labels.duration, obs.duration_seconds,
-                              Exemplar(trace_id, span_id, obs.duration_seconds, timestamp))
-        # Series the alerts divide by are started at 0 the first time their label set is seen, so
-        # the first empty response or truncation of a tool or model is a visible increase (a series
-        # born at 1 hides its first increment from rate() and increase()).
-        if not obs.error and obs.layer in _LAYERS_WITH_EMPTY_RESPONSES:
-            self.empty_responses.add(labels.empty_responses, 1 if obs.empty_response else 0)
+        self.duration.observe_into(series.duration_state, duration, (trace_id, span_id, duration, timestamp))
+        empty_responses = series.empty_responses_state
+        if empty_responses is not None and obs.empty_response:
+            empty_responses.value += 1
         if obs.finish_reasons:
-            service, (provider, model_label), dims = labels.service, labels.provider_model, labels.dimensions
-            finish_cap = self._caps[catalog.FINISH_REASON]
-            self.finish_reasons.add(labels.truncations, 0)
-            for reason in obs.finish_reasons:
-                self.finish_reasons.add((service, provider, model_label, finish_cap(reason), *dims), 1)
+            self._record_finish_reasons(obs.finish_reasons, series)
         if obs.time_to_first_token_seconds is not None:
-            self.time_to_first_token.observe(labels.per_model, obs.time_to_first_token_seconds)
+            state = series.time_to_first_token_state
+            if state is None:
+                state = series.time_to_first_token_state = self.time_to_first_token.series_of(series.per_model)
+            self.time_to_first_token.observe_into(state, obs.time_to_first_token_seconds)
 
         usage = obs.usage
         if usage is not None:
-            tokens = self.tokens.values
-            for series, count in zip(labels.tokens, (usage.input, usage.cache_read, usage.cache_write, usage.output),
-                                     strict=True):
+            token_states = series.token_states
+            if not token_states:
+                token_states = series.token_states = tuple(map(self.tokens.series_of, series.tokens))
+            for state, count in zip(token_states, (usage.input, usage.cache_read, usage.cache_write, usage.output),
+                                    strict=True):
                 if count >= 0:
-                    tokens[series] = tokens.get(series, 0.0) + count
+                    state.value += count
             # A priced model's unpriced tokens are 0, exported as such: the hole in cost tracking
             # is then a rise of an existing series, and "no unpriced tokens" reads as 0, not "no data".
-            self.unpriced_tokens.add(labels.per_model, usage.total if cost is None else 0)
-            if cost is not None:
-                self.cache_savings.add(labels.cache_savings, cost.cache_savings)
-                costs, cost_exemplars = self.cost.values, self.cost.exemplars
-                for series, amount in zip(labels.tokens, (cost.input, cost.cache_read, cost.cache_write, cost.output),
-                                          strict=True):
-                    if amount >= 0:
-                        costs[series] = costs.get(series, 0.0) + amount
-                        if amount > 0:
-                            cost_exemplars[series] = Exemplar(trace_id, span_id, amount, timestamp)
+            unpriced = series.unpriced_state
+            if unpriced is None:
+                unpriced = series.unpriced_state = self.unpriced_tokens.series_of(series.per_model)
+            if cost is None:
+                unpriced.value += usage.total
+            else:
+                self._record_cost(cost, series, trace_id, span_id, timestamp)
 
         if obs.check_results or obs.evaluations:
-            self._record_quality(obs, labels)
-        self._record_agent_run(obs, labels.agent_run, cost)
+            self._record_quality(obs, series)
+        self._record_agent_run(obs, series.agent_run, cost)
 
-    def _record_quality(self, obs: Observation, labels: _SeriesLabels) -> None:
-        service, dims = labels.service, labels.dimensions
-        agent, tool, model = labels.agent_tool_model
+    def _record_finish_reasons(self, reasons: tuple[str, ...], series: _ResolvedSeries) -> None:
+        if not series.finish_reason_states:
+            self.finish_reasons.series_of(series.truncations)
+        states = series.finish_reason_states
+        for reason in reasons:
+            state = states.get(reason)
+            if state is None:
+                capped = self._caps[catalog.FINISH_REASON](reason)
+                (provider, model) = series.provider_model
+                state = self.finish_reasons.series_of((series.service, provider, model, capped, *series.dimensions))
+                if capped != catalog.OVERFLOW_VALUE:
+                    states[reason] = state
+            state.value += 1
+
+    def _record_cost(self, cost: TokenCost, series: _ResolvedSeries, trace_id: str, span_id: str,
+                     timestamp: float) -> None:
+        savings = series.cache_savings_state
+        if savings is None:
+            savings = series.cache_savings_state = self.cache_savings.series_of(series.cache_savings)
+        if cost.cache_savings >= 0:
+            savings.value += cost.cache_savings
+        cost_states = series.cost_states
+        if not cost_states:
+            cost_states = series.cost_states = tuple(map(self.cost.series_of, series.tokens))
+        for state, amount in zip(cost_states, (cost.input, cost.cache_read, cost.cache_write, cost.output),
+                                 strict=True):
+            if amount > 0:
+                state.value += amount
+                state.exemplar = (trace_id, span_id, amount, timestamp)
+
+    def _record_quality(self, obs: Observation, series: _ResolvedSeries) -> None:
+        service, dims = series.service, series.dimensions
+        agent, tool, model = series.agent_tool_model
         for check, passed in obs.check_results:
             check = self._caps[catalog.CHECK](check)
             # Both results exist from the first check on, so a fail ratio never divides by nothing.

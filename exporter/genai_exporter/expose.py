@@ -29,7 +29,7 @@ from prometheus_client.samples import Exemplar as PrometheusExemplar
 from prometheus_client.utils import floatToGoString
 
 from genai_exporter import __version__, catalog
-from genai_exporter.aggregate import Aggregator, Exemplar, HistogramState, LabelValues
+from genai_exporter.aggregate import Aggregator, CounterSeries, Exemplar, HistogramState, LabelValues
 from genai_exporter.config import Budget
 
 # OpenMetrics exemplar label names; Grafana's exemplar link uses trace_id.
@@ -50,12 +50,11 @@ _BUCKET_LABEL = "le"
 
 @dataclass(frozen=True, slots=True)
 class _Counters:
-    """A counter family as the aggregator holds it: values (and exemplars) by label values."""
+    """A counter family as the aggregator holds it: series (value and exemplar) by label values."""
 
     spec: catalog.MetricSpec
     label_names: tuple[str, ...]
-    values: Mapping[LabelValues, float]
-    exemplars: Mapping[LabelValues, Exemplar]
+    series: Mapping[LabelValues, CounterSeries]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,11 +81,8 @@ _Family = _Counters | _Histograms | _Gauges
 def _exemplar(exemplar: Exemplar | None) -> PrometheusExemplar | None:
     if exemplar is None:
         return None
-    return PrometheusExemplar(
-        {EXEMPLAR_TRACE_ID: exemplar.trace_id, EXEMPLAR_SPAN_ID: exemplar.span_id},
-        exemplar.value,
-        exemplar.timestamp_seconds,
-    )
+    trace_id, span_id, value, timestamp_seconds = exemplar
+    return PrometheusExemplar({EXEMPLAR_TRACE_ID: trace_id, EXEMPLAR_SPAN_ID: span_id}, value, timestamp_seconds)
 
 
 def _label_names(spec: catalog.MetricSpec, dimension_labels: Sequence[str]) -> tuple[str, ...]:
@@ -101,9 +97,9 @@ def _counter_family(family: _Counters) -> CounterMetricFamily:
     """A counter family with one sample per series, exemplars attached where the spec has them."""
     spec = family.spec
     metric = CounterMetricFamily(spec.family_name, spec.help, labels=family.label_names, unit=spec.unit)
-    exemplars = family.exemplars
-    for labels, value in family.values.items():
-        metric.add_metric(labels, value, exemplar=_exemplar(exemplars.get(labels)))
+    exemplars = spec.exemplars
+    for labels, series in family.series.items():
+        metric.add_metric(labels, series.value, exemplar=_exemplar(series.exemplar) if exemplars else None)
     return metric
 
 
@@ -188,19 +184,21 @@ class _ExpositionWriter:
     def _exemplar(self, exemplar: Exemplar | None) -> str:
         if exemplar is None or not self.openmetrics:
             return ""
-        return (f' # {{{EXEMPLAR_SPAN_ID}="{self._escape(exemplar.span_id)}",'
-                f'{EXEMPLAR_TRACE_ID}="{self._escape(exemplar.trace_id)}"}} '
-                f"{floatToGoString(exemplar.value)} {exemplar.timestamp_seconds}")
+        trace_id, span_id, value, timestamp_seconds = exemplar
+        return (f' # {{{EXEMPLAR_SPAN_ID}="{self._escape(span_id)}",'
+                f'{EXEMPLAR_TRACE_ID}="{self._escape(trace_id)}"}} '
+                f"{floatToGoString(value)} {timestamp_seconds}")
 
     def counters(self, family: _Counters) -> None:
         """HELP/TYPE(/UNIT), then `name_total{labels} value [exemplar]` per series."""
         spec = family.spec
         sample = f"{spec.family_name}_total"
         self._header(spec.family_name if self.openmetrics else sample, "counter", spec.help, spec.unit)
-        names, exemplars, append = family.label_names, family.exemplars, self.chunks.append
-        for labels, value in family.values.items():
+        names, exemplars, append = family.label_names, spec.exemplars, self.chunks.append
+        for labels, series in family.series.items():
             label_text = f"{{{','.join(self._pairs(names, labels))}}}" if labels else ""
-            append(f"{sample}{label_text} {floatToGoString(value)}{self._exemplar(exemplars.get(labels))}\n")
+            exemplar = self._exemplar(series.exemplar) if exemplars else ""
+            append(f"{sample}{label_text} {floatToGoString(series.value)}{exemplar}\n")
 
     def histograms(self, family: _Histograms) -> None:
         """HELP/TYPE(/UNIT), then per series its cumulative buckets, `_count` and `_sum`."""
@@ -275,35 +273,37 @@ class GenAICollector:
         agg = self._aggregator
         dims = agg.dimension_labels
 
-        def counters(spec: catalog.MetricSpec, values: Mapping[LabelValues, float],
-                     exemplars: Mapping[LabelValues, Exemplar] | None = None) -> _Counters:
-            return _Counters(spec, _label_names(spec, dims), values, exemplars or {})
+        def counters(spec: catalog.MetricSpec, series: Mapping[LabelValues, CounterSeries]) -> _Counters:
+            return _Counters(spec, _label_names(spec, dims), series)
+
+        def totals(spec: catalog.MetricSpec, values: Mapping[LabelValues, float]) -> _Counters:
+            return counters(spec, {labels: CounterSeries(value) for labels, value in values.items()})
 
         def histograms(spec: catalog.MetricSpec, series: Mapping[LabelValues, HistogramState]) -> _Histograms:
             return _Histograms(spec, _label_names(spec, dims), series)
 
         return [
-            counters(catalog.TOKENS, agg.tokens.values),
-            counters(catalog.COST, agg.cost.values, agg.cost.exemplars),
-            counters(catalog.CACHE_SAVINGS, agg.cache_savings.values),
-            counters(catalog.UNPRICED_TOKENS, agg.unpriced_tokens.values),
+            counters(catalog.TOKENS, agg.tokens.series),
+            counters(catalog.COST, agg.cost.series),
+            counters(catalog.CACHE_SAVINGS, agg.cache_savings.series),
+            counters(catalog.UNPRICED_TOKENS, agg.unpriced_tokens.series),
             histograms(catalog.OPERATION_DURATION, agg.duration.series),
-            counters(catalog.EMPTY_RESPONSES, agg.empty_responses.values),
-            counters(catalog.FINISH_REASONS, agg.finish_reasons.values),
+            counters(catalog.EMPTY_RESPONSES, agg.empty_responses.series),
+            counters(catalog.FINISH_REASONS, agg.finish_reasons.series),
             histograms(catalog.TIME_TO_FIRST_TOKEN, agg.time_to_first_token.series),
             histograms(catalog.AGENT_RUN_COST, agg.agent_run_cost.series),
             histograms(catalog.AGENT_RUN_MODEL_CALLS, agg.agent_run_model_calls.series),
             histograms(catalog.AGENT_RUN_TOOL_CALLS, agg.agent_run_tool_calls.series),
-            counters(catalog.OUTPUT_CHECKS, agg.output_checks.values),
+            counters(catalog.OUTPUT_CHECKS, agg.output_checks.series),
             histograms(catalog.EVALUATION_SCORE, agg.evaluation_score.series),
-            counters(catalog.EVALUATIONS, agg.evaluations.values),
-            counters(catalog.SPANS_RECEIVED, {(): agg.spans_received}),
-            counters(catalog.SPANS_REJECTED, {(r,): n for r, n in sorted(agg.spans_rejected.items())}),
-            counters(catalog.SPANS_IGNORED, {(): agg.spans_ignored}),
-            counters(catalog.SPANS_DROPPED, {(): agg.spans_dropped}),
-            counters(catalog.LABEL_OVERFLOW, {(label,): n for label, n in sorted(agg.label_overflows.items())}),
-            counters(catalog.REQUESTS, {(code,): n for code, n in sorted(agg.requests.items())}),
-            counters(catalog.AGENT_RUNS_EVICTED, {(): agg.agent_runs_evicted}),
+            counters(catalog.EVALUATIONS, agg.evaluations.series),
+            totals(catalog.SPANS_RECEIVED, {(): agg.spans_received}),
+            totals(catalog.SPANS_REJECTED, {(r,): n for r, n in sorted(agg.spans_rejected.items())}),
+            totals(catalog.SPANS_IGNORED, {(): agg.spans_ignored}),
+            totals(catalog.SPANS_DROPPED, {(): agg.spans_dropped}),
+            totals(catalog.LABEL_OVERFLOW, {(label,): n for label, n in sorted(agg.label_overflows.items())}),
+            totals(catalog.REQUESTS, {(code,): n for code, n in sorted(agg.requests.items())}),
+            totals(catalog.AGENT_RUNS_EVICTED, {(): agg.agent_runs_evicted}),
         ]
 
     def collect(self) -> Iterator[Metric]:

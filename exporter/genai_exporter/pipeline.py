@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from operator import attrgetter
 
 from genai_exporter.aggregate import Aggregator
 from genai_exporter.config import Config
@@ -23,10 +24,8 @@ MAX_REJECTION_MESSAGES = 3
 # intermediate records die young, which the garbage collector makes much cheaper than letting a
 # whole request's survive (bench/RESULTS.md), and that a scrape waits for one chunk at most.
 INGEST_CHUNK_SIZE = 256
-
-
-def _end_time(span: SpanRecord) -> int:
-    return span.end_time_unix_nano
+# Sort key of spans, read in C.
+_END_TIME = attrgetter("end_time_unix_nano")
 
 
 class Pipeline:
@@ -58,7 +57,7 @@ class Pipeline:
         """Account a batch of finished spans; invalid ones are rejected alone, the rest count."""
         if len(spans) > 1:
             # Children end before their parents; agent-run tallies rely on that order.
-            spans = sorted(spans, key=_end_time)
+            spans = sorted(spans, key=_END_TIME)
         rejections: list[Rejection] = []
         for start in range(0, len(spans), INGEST_CHUNK_SIZE):
             self._ingest_chunk(spans[start:start + INGEST_CHUNK_SIZE], rejections)

