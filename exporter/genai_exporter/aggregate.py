@@ -24,6 +24,8 @@ from genai_exporter.records import TokenCost
 LabelValues = tuple[str, ...]
 # Layers whose operations can come back empty (genai_empty_responses_total).
 _LAYERS_WITH_EMPTY_RESPONSES = frozenset({catalog.LAYER_MODEL, catalog.LAYER_TOOL})
+# Layers whose calls an agent run counts (genai_agent_run_model_calls, genai_agent_run_tool_calls).
+_RUN_LAYERS = frozenset({catalog.LAYER_MODEL, catalog.LAYER_TOOL})
 # Label combinations whose resolved series labels are cached. Each entry holds about ten label
 # tuples (~1 KiB); past the limit the cache starts over, so values that never repeat (a client
 # putting ids in a dimension) cost time, never memory.
@@ -397,8 +399,20 @@ class Aggregator:
     def _record_agent_run(self, obs: Observation, labels: LabelValues, cost: TokenCost | None) -> None:
         # Children end before their parent: each span adds its own part to the tally its children
         # left under its id, then hands the sum to its parent. An invoke_agent span reports it.
-        tally = self._pending_runs.pop((obs.trace_id, obs.span_id), None)
-        layer = obs.layer
+        trace_id, parent_span_id, layer = obs.trace_id, obs.parent_span_id, obs.layer
+        tally = self._pending_runs.pop((trace_id, obs.span_id), None)
+        if tally is None and parent_span_id and obs.operation != semconv.OP_INVOKE_AGENT:
+            # A model or tool call with no children: its part goes straight to its parent's tally
+            # when a sibling already started one (most calls of a run), without a tally of its own.
+            parent = self._pending_runs.get((trace_id, parent_span_id)) if layer in _RUN_LAYERS else None
+            if parent is not None:
+                if layer == catalog.LAYER_MODEL:
+                    parent.model_calls += 1
+                    if cost is not None:
+                        parent.cost_usd += cost.total
+                else:
+                    parent.tool_calls += 1
+                return
         if layer == catalog.LAYER_MODEL:
             if tally is None:
                 tally = _RunTally()
@@ -415,6 +429,6 @@ class Aggregator:
             self.agent_run_cost.observe(labels, tally.cost_usd)
             self.agent_run_model_calls.observe(labels, float(tally.model_calls))
             self.agent_run_tool_calls.observe(labels, float(tally.tool_calls))
-        if (tally is not None and obs.parent_span_id
+        if (tally is not None and parent_span_id
                 and (tally.model_calls or tally.tool_calls or tally.cost_usd)):
-            self._carry_to_parent(obs.trace_id, obs.parent_span_id, tally)
+            self._carry_to_parent(trace_id, parent_span_id, tally)

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import NamedTuple
 
 from genai_exporter import catalog, semconv
 from genai_exporter.checks import CapturedOutput, run_check, span_matches
 from genai_exporter.config import Dimension, OutputCheck
 from genai_exporter.pseudonym import pseudonym
-from genai_exporter.records import AttributeValue, SpanEvent, SpanRecord, TokenUsage
+from genai_exporter.records import Attributes, AttributeValue, SpanEvent, SpanRecord, TokenUsage
 
 # Above these a span is not a GenAI call but a bug or a forgery: reject it rather than let one
 # span move a cost counter by millions.
@@ -296,7 +297,8 @@ def _usage(found: Mapping[str, AttributeValue], operation: str) -> TokenUsage | 
     uncached = input_tokens or 0
     if uncached >= cached:
         uncached -= cached
-    return TokenUsage(uncached, cache_read or 0, cache_write or 0, output_tokens or 0)
+    # tuple.__new__: the TokenUsage fields in order, without the NamedTuple's Python-level __new__.
+    return tuple.__new__(TokenUsage, (uncached, cache_read or 0, cache_write or 0, output_tokens or 0))
 
 
 def _json_object(value: AttributeValue | None) -> dict[str, AttributeValue]:
@@ -529,12 +531,44 @@ _MEASURED_CONCEPTS = frozenset({
     _INPUT, _OUTPUT, _TOTAL, _CACHE_READ, _CACHE_WRITE, _LANGFUSE_USAGE, _TTFT, _TTFT_MS, _OUTPUT_MESSAGES,
     _TOOL_RESULT, _OUTPUT_VALUE, _COMPLETION_TEXT, _COMPLETION_TOOL_CALL, _EVALUATION_SCORE,
 })
+# Reading plans remembered by a Normalizer, and the longest key set (in characters) remembered:
+# OTLP spans only carry the keys normalize reads, but in-process spans carry every key they were given.
+READING_PLAN_CACHE_SIZE = 1024
+MAX_REMEMBERED_PLAN_CHARS = 4096
 # Kinds remembered by a Normalizer. Past the limit the memory starts over, so a sender whose spans
 # never repeat (ids in a dimension) costs time, never memory.
 SPAN_KIND_CACHE_SIZE = 4096
 # A kind is only remembered when the text of the values it is decided by stays under this many
 # characters, which bounds the memory whatever values arrive (SPAN_KIND_CACHE_SIZE entries at most).
 MAX_REMEMBERED_KIND_CHARS = 2048
+
+
+def _values_getter(keys: tuple[str, ...]) -> Callable[[Attributes], tuple[AttributeValue, ...]]:
+    """A function returning the values of these keys as a tuple; an itemgetter (read in C) when it can."""
+    if len(keys) > 1:
+        return itemgetter(*keys)
+    if keys:
+        key = keys[0]
+        return lambda attributes: (attributes[key],)
+    return lambda attributes: ()
+
+
+class _ReadingPlan:
+    """How to read spans that carry one set of attribute keys.
+
+    Compared by identity: the plan stands for its key set in the key of a remembered kind.
+    """
+
+    __slots__ = ("descriptive_keys", "descriptive_values", "measured_concepts", "measured_values")
+
+    def __init__(self, descriptive_keys: tuple[str, ...], measured_concepts: tuple[str, ...],
+                 measured_keys: tuple[str, ...]) -> None:
+        self.descriptive_keys = descriptive_keys
+        self.descriptive_values = _values_getter(descriptive_keys)
+        # Each measured concept the keys carry, and the values of the keys that give them (the
+        # lowest-ranked key of each concept).
+        self.measured_concepts = measured_concepts
+        self.measured_values = _values_getter(measured_keys)
 
 
 class _SpanKind(NamedTuple):
@@ -609,6 +643,7 @@ class Normalizer:
             self._readings[key] = (True, concept, rank)
         # Resource attributes normalize reads: the service and dimensions set on the resource.
         self._resource_keys = (semconv.SERVICE_NAME, *sorted(dimension_keys - {semconv.SERVICE_NAME}))
+        self._plans: dict[tuple[str, ...], _ReadingPlan] = {}
         self._kinds: dict[tuple[object, ...], _SpanKind] = {}
         # The last resource mapping seen and the values read from it, replaced as one tuple so that
         # threads never see one without the other; holding it keeps its identity from being reused.
@@ -674,30 +709,44 @@ class Normalizer:
             evaluation_label=_text(found.get(_EVALUATION_LABEL)).strip() if evaluation_name else "",
         )
 
-    def normalize(self, span: SpanRecord) -> Observation | Rejection | None:
-        """Read one span; None when it is not a GenAI span (the caller counts it as ignored)."""
-        # One pass over the span's attributes splits them: the descriptive ones make the key under
-        # which its kind is remembered, the measured ones are kept by concept (lowest rank wins).
-        descriptive: list[tuple[str, AttributeValue]] = []
-        measured: dict[str, AttributeValue] = {}
-        measured_ranks: dict[str, int] = {}
-        readings = self._readings
-        for key, value in span.attributes.items():
-            reading = readings.get(key)
+    def _reading_plan(self, keys: tuple[str, ...]) -> _ReadingPlan:
+        """Which of these attribute keys describe the span and which key gives each measured concept."""
+        descriptive: list[str] = []
+        measured: dict[str, str] = {}
+        for key in keys:
+            reading = self._readings.get(key)
             if reading is None:
                 continue
             decides_kind, concept, rank = reading
             if decides_kind:
-                descriptive.append((key, value))
-            if concept and rank < measured_ranks.get(concept, 1 << 30):
-                measured_ranks[concept] = rank
-                measured[concept] = value
+                descriptive.append(key)
+            if concept and (concept not in measured or rank < self._readings[measured[concept]][2]):
+                measured[concept] = key
+        return _ReadingPlan(tuple(descriptive), tuple(measured), tuple(measured.values()))
+
+    def normalize(self, span: SpanRecord) -> Observation | Rejection | None:
+        """Read one span; None when it is not a GenAI span (the caller counts it as ignored)."""
+        attributes = span.attributes
+        # Spans of one call site carry the same attribute keys: which keys to read for what is
+        # worked out once per key set (its reading plan) and remembered.
+        keys = tuple(attributes)
+        plan = self._plans.get(keys)
+        if plan is None:
+            plan = self._reading_plan(keys)
+            if sum(map(len, keys)) <= MAX_REMEMBERED_PLAN_CHARS:
+                if len(self._plans) >= READING_PLAN_CACHE_SIZE:
+                    self._plans.clear()
+                self._plans[keys] = plan
+        descriptive = plan.descriptive_values(attributes)
+        measured = dict(zip(plan.measured_concepts, plan.measured_values(attributes), strict=True))
         resource = span.resource_attributes
         last_resource, resource_values = self._last_resource
         if resource is not last_resource:  # spans of one resource share its mapping
             resource_values = tuple(map(resource.get, self._resource_keys))
             self._last_resource = (resource, resource_values)
-        kind_key = (span.status_error, resource_values, tuple(descriptive))
+        # What the span is depends on its descriptive values alone: worked out once per distinct
+        # values (the plan stands for the keys they belong to) and remembered.
+        kind_key = (plan, span.status_error, resource_values, descriptive)
         try:
             kind = self._kinds.get(kind_key)
         except TypeError:  # an unhashable value (a key-value list): worked out for this span alone
@@ -705,8 +754,8 @@ class Normalizer:
         if kind is None:
             read = {key: value for key, value in zip(self._resource_keys, resource_values, strict=True)
                     if value is not None}
-            kind = self._kind(dict(descriptive), read, span.status_error)
-            if _rememberable([value for _, value in descriptive] + list(resource_values)):
+            kind = self._kind(dict(zip(plan.descriptive_keys, descriptive, strict=True)), read, span.status_error)
+            if _rememberable(descriptive + resource_values):
                 if len(self._kinds) >= SPAN_KIND_CACHE_SIZE:
                     self._kinds.clear()
                 self._kinds[kind_key] = kind

@@ -223,7 +223,6 @@ _ViewField = tuple[str, int, int, bool, str]
 # Messages of opentelemetry/proto/trace/v1/trace.proto (and resource.proto) as the view sees them.
 _VIEW_MESSAGES: dict[str, tuple[_ViewField, ...]] = {
     "Resource": (("attributes", 1, _FIELD.TYPE_MESSAGE, True, "Resource.AttributesEntry"),),
-    "Status": (("code", 3, _FIELD.TYPE_INT32, False, ""),),
     "Event": (
         ("time_unix_nano", 1, _FIELD.TYPE_FIXED64, False, ""),
         ("name", 2, _FIELD.TYPE_STRING, False, ""),
@@ -238,7 +237,9 @@ _VIEW_MESSAGES: dict[str, tuple[_ViewField, ...]] = {
         ("end_time_unix_nano", 8, _FIELD.TYPE_FIXED64, False, ""),
         ("attributes", 9, _FIELD.TYPE_MESSAGE, True, "Span.AttributesEntry"),
         ("events", 11, _FIELD.TYPE_MESSAGE, True, "Event"),
-        ("status", 15, _FIELD.TYPE_MESSAGE, False, "Status"),
+        # The serialized Status, read only when a span has one (most have none): b"" costs nothing,
+        # a message would cost a Python object per span.
+        ("status", 15, _FIELD.TYPE_BYTES, False, ""),
     ),
     "ScopeSpans": (("spans", 2, _FIELD.TYPE_MESSAGE, True, "Span"),),
     "ResourceSpans": (
@@ -412,6 +413,14 @@ def _pb_attributes(attribute_map: Any, keep: frozenset[str] | None) -> dict[str,
     return attributes
 
 
+def _status_error(raw: bytes) -> bool:
+    """Whether a span's serialized Status says STATUS_CODE_ERROR."""
+    try:
+        return Status.FromString(raw).code == _STATUS_CODE_ERROR
+    except DecodeError as error:
+        raise MalformedRequest(f"a span's status is not a valid Status message: {error}") from error
+
+
 def _decode_protobuf(body: bytes, keep: frozenset[str] | None) -> list[SpanRecord]:
     request = _TraceRequestView()
     try:
@@ -422,7 +431,6 @@ def _decode_protobuf(body: bytes, keep: frozenset[str] | None) -> list[SpanRecor
     append = records.append
     memo_get = _attribute_value_memo.get
     not_memoized = _NOT_MEMOIZED
-    status_error = _STATUS_CODE_ERROR
     new_tuple = tuple.__new__
     for resource_spans in request.resource_spans:
         # One dict per resource, shared by all its spans: the resource is the same object in OTLP.
@@ -454,7 +462,7 @@ def _decode_protobuf(body: bytes, keep: frozenset[str] | None) -> list[SpanRecor
                     span.name,
                     span.start_time_unix_nano,
                     span.end_time_unix_nano,
-                    span.status.code == status_error,
+                    _status_error(span.status) if span.status else False,
                     attributes,
                     resource_attributes,
                     events,

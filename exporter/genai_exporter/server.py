@@ -17,14 +17,16 @@ semaphore, not a queue with a worker thread. A request takes a slot before its b
 keeps it until its spans are aggregated and it is answered; a request that finds no free slot within
 `queue_timeout_seconds` is answered 503 with Retry-After, which OTLP senders retry, and is counted
 in genai_exporter_otlp_requests_total{code="503"} (the listener's only 503s are this one and the
-refusals while shutting down). Why not a queue and a worker: the pipeline already serialises
-aggregation under one lock and the GIL serialises decoding, so a worker would add no throughput;
-what it would add is a second buffer of decoded spans to bound, 200 answers for spans not yet
-counted (lost on a crash, and no partial-success report, which needs the spans normalised), and
-a queue to drain on shutdown. Here memory is bounded by max_concurrent_requests bodies (each at most
-max_request_bytes, and max_decompressed_bytes once decompressed) plus the decoded spans of those
-requests; a 200 means the spans are counted; and draining on shutdown is waiting for the requests
-in flight.
+refusals while shutting down). Bodies are read side by side, but one request at a time is decoded
+and aggregated (the `processing` lock): the GIL runs one of them at a time anyway, and letting two
+interleave cost about a quarter more CPU per span in `python -m bench ingest` (GIL hand-offs, two
+requests' decoded spans alive at once). Why not a queue and a worker: a worker would add no
+throughput; what it would add is a second buffer of decoded spans to bound, 200 answers for spans
+not yet counted (lost on a crash, and no partial-success report, which needs the spans normalised),
+and a queue to drain on shutdown. Here memory is bounded by max_concurrent_requests bodies (each at
+most max_request_bytes, and max_decompressed_bytes once decompressed) plus the decoded spans of the
+request being processed; a 200 means the spans are counted; and draining on shutdown is waiting for
+the requests in flight.
 
 Shutdown (`RunningServers.shutdown`): stop accepting, close idle keep-alive connections, let every
 request already read finish (aggregated and answered, with `Connection: close`), for at most
@@ -411,6 +413,8 @@ class _OtlpServer(_HTTPServer):
         self.sink = sink
         self.limits = limits
         self.slots = threading.BoundedSemaphore(limits.max_concurrent_requests)
+        # Held while a request's body is decoded and its spans aggregated (see the module docstring).
+        self.processing = threading.Lock()
         super().__init__(address, _OtlpHandler, limits.request_timeout_seconds, limits.max_connections, gate)
 
 
@@ -493,9 +497,10 @@ class _OtlpHandler(_Handler):
             return
         sink = self.server.sink
         try:
-            spans = decode_export_request(body, content_type, content_encoding,
-                                          self.server.limits.max_decompressed_bytes, sink.keep_attributes)
-            result = sink.ingest(spans)
+            with self.server.processing:
+                spans = decode_export_request(body, content_type, content_encoding,
+                                              self.server.limits.max_decompressed_bytes, sink.keep_attributes)
+                result = sink.ingest(spans)
         except ReceiveError as error:
             self._answer_status(error.http_status, error.message, json_encoding)
             return
