@@ -170,3 +170,24 @@ def test_pending_agent_runs_are_bounded_and_evictions_counted():
 
 def test_rejection_reasons_start_at_zero():
     assert aggregator().spans_rejected == dict.fromkeys(catalog.REJECT_REASONS, 0)
+
+
+def test_a_series_keeps_counting_after_its_label_combination_left_the_cache():
+    agg = aggregator()
+    first = chat()
+    agg.record(first, "gpt-4o-mini", COST)
+    for index in range(SERIES_LABELS_CACHE_SIZE):
+        agg.record(first._replace(dimensions=(f"user-{index}", "search")), "gpt-4o-mini", None)
+    agg.record(first, "gpt-4o-mini", COST)
+    labels = ("checkout", "openai", "gpt-4o-mini", "chat", "output", "", "")
+    assert (agg.tokens.values()[labels], agg.cost.values()[labels], agg.cost.series[labels].exemplar[1]) == (
+        2_000.0, 0.0012, first.span_id)
+
+
+def test_every_finish_reason_past_its_cap_counts_as_an_overflow():
+    agg = aggregator(max_values={**CardinalityLimits().max_values, catalog.FINISH_REASON: 2})
+    for reasons in (("stop",), ("length",), ("content_filter",), ("content_filter", "stop"), ("content_filter",)):
+        agg.record(chat()._replace(finish_reasons=reasons), "gpt-4o-mini", None)
+    counts = {labels[3]: value for labels, value in agg.finish_reasons.values().items()}
+    assert (counts, agg.label_overflows[catalog.FINISH_REASON]) == (
+        {"length": 1.0, "stop": 2.0, catalog.OVERFLOW_VALUE: 3.0}, 3)

@@ -8,7 +8,15 @@ import pytest
 
 from genai_exporter import catalog, semconv
 from genai_exporter.config import default_dimensions
-from genai_exporter.normalize import Normalizer, Observation, Rejection, layer_of
+from genai_exporter.normalize import (
+    MAX_REMEMBERED_KIND_CHARS,
+    READING_PLAN_CACHE_SIZE,
+    SPAN_KIND_CACHE_SIZE,
+    Normalizer,
+    Observation,
+    Rejection,
+    layer_of,
+)
 from genai_exporter.records import TokenUsage
 from tests.spanfactory import START_NS, chat_attributes, span
 
@@ -300,3 +308,69 @@ def test_exemplar_ids_and_end_time_are_kept():
 def test_keep_attributes_lists_every_key_normalize_reads():
     keep = Normalizer(default_dimensions()).keep_attributes
     assert {semconv.OPERATION_NAME, "llm.token_count.prompt", USER_TIER, semconv.SERVICE_NAME} <= keep
+
+
+# --- what a normalizer remembers ------------------------------------------------------------------
+# What a span is (labels, layer, matching output checks) is worked out once per distinct descriptive
+# values and remembered; what it measured is read from every span.
+
+def test_spans_of_one_call_site_share_a_kind_and_keep_their_own_measurements():
+    normalizer = Normalizer(default_dimensions())
+    first = normalizer.normalize(span(chat_attributes(input_tokens=100, output_tokens=10), span_id="00000000000000a1",
+                                      duration_s=1))
+    second = normalizer.normalize(span(chat_attributes(input_tokens=200, output_tokens=0), span_id="00000000000000a2",
+                                       duration_s=2))
+    assert (first.usage, first.duration_seconds, first.span_id, first.empty_response,
+            second.usage, second.duration_seconds, second.span_id, second.empty_response,
+            normalizer.remembered_kinds) == (
+        TokenUsage(100, 0, 0, 10), 1.0, "00000000000000a1", False,
+        TokenUsage(200, 0, 0, 0), 2.0, "00000000000000a2", True, 1)
+
+
+def test_values_that_python_finds_equal_but_that_read_differently_are_not_confused():
+    normalizer = Normalizer(default_dimensions())
+    tiers = [normalizer.normalize(span(chat_attributes(**{USER_TIER: tier}))).dimensions[0]
+             for tier in (True, 1, 1.0, "1", True)]
+    assert tiers == ["True", "1", "1.0", "1", "True"]
+
+
+def test_the_deprecated_alias_loses_whichever_order_the_attributes_come_in():
+    normalizer = Normalizer(default_dimensions())
+    current, deprecated = semconv.INPUT_TOKENS_ALIASES[0], semconv.INPUT_TOKENS_ALIASES[1]
+    base = {semconv.OPERATION_NAME: semconv.OP_CHAT, semconv.REQUEST_MODEL: "gpt-4o-mini"}
+    orders = ({**base, deprecated: 7, current: 70}, {**base, current: 70, deprecated: 7})
+    assert [normalizer.normalize(span(attributes)).usage.input for attributes in orders] == [70, 70]
+
+
+def test_spans_of_resources_seen_in_turn_each_get_their_own_service():
+    normalizer = Normalizer(default_dimensions())
+    resources = [{semconv.SERVICE_NAME: name} for name in ("checkout", "search", "checkout")]
+    assert [normalizer.normalize(span(chat_attributes(), resource=resource)).service for resource in resources] == [
+        "checkout", "search", "checkout"]
+
+
+def test_a_kind_decided_by_a_very_long_value_is_read_but_not_remembered():
+    normalizer = Normalizer(default_dimensions())
+    model = "m" * (MAX_REMEMBERED_KIND_CHARS + 1)
+    obs = normalizer.normalize(span(chat_attributes(response_model=model)))
+    assert (obs.model, normalizer.remembered_kinds) == (model, 0)
+
+
+def test_a_key_value_list_among_descriptive_values_is_read_for_its_span_alone():
+    normalizer = Normalizer(default_dimensions())
+    obs = normalizer.normalize(span(chat_attributes(**{USER_TIER: {"plan": "pro"}})))
+    assert (obs.operation, obs.dimensions, normalizer.remembered_kinds) == (semconv.OP_CHAT, ("", ""), 0)
+
+
+def test_remembered_kinds_stay_bounded_whatever_values_arrive():
+    normalizer = Normalizer(default_dimensions())
+    for index in range(SPAN_KIND_CACHE_SIZE + 10):
+        last = normalizer.normalize(span(chat_attributes(**{USER_TIER: f"user-{index}"})))
+    assert (last.dimensions[0], normalizer.remembered_kinds) == (f"user-{SPAN_KIND_CACHE_SIZE + 9}", 10)
+
+
+def test_remembered_reading_plans_stay_bounded_whatever_keys_arrive():
+    normalizer = Normalizer(default_dimensions())
+    for index in range(READING_PLAN_CACHE_SIZE + 10):
+        last = normalizer.normalize(span(chat_attributes(**{f"app.custom.{index}": "x"})))
+    assert (last.operation, normalizer.remembered_plans) == (semconv.OP_CHAT, 10)

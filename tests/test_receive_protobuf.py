@@ -290,3 +290,20 @@ def test_the_memo_of_decoded_values_stays_bounded_whatever_values_arrive():
     distinct_values = [(f"attribute.{index}", b"\x18" + varint(index)) for index in range(100_000)]
     decode_body(body_with_raw_attributes(distinct_values), keep=None)
     assert len(receive._attribute_value_memo) <= receive._MEMO_MAX_ENTRIES
+
+
+def test_a_span_status_that_is_not_a_valid_status_message_is_a_400():
+    span = length_delimited(1, bytes(16)) + length_delimited(2, bytes(8)) + length_delimited(15, b"\x18")
+    body = length_delimited(1, length_delimited(2, length_delimited(2, span)))
+    with pytest.raises(MalformedRequest) as raised:
+        decode_body(body)
+    assert (raised.value.http_status, raised.value.message) == (400, (
+        "body is not a valid protobuf ExportTraceServiceRequest: a span's status is not a valid Status message: "
+        "Error parsing message with type 'opentelemetry.proto.trace.v1.Status': Wire format was corrupt"))
+
+
+def test_a_span_with_an_error_status_and_a_message_is_an_error():
+    request = one_span()
+    request.resource_spans[0].scope_spans[0].spans[0].status.CopyFrom(
+        Status(code=Status.STATUS_CODE_ERROR, message="upstream timed out"))
+    assert decode(request)[0].status_error is True

@@ -61,19 +61,20 @@ def readable_span_to_record(span: ReadableSpan, resource_attributes: Attributes 
     if resource_attributes is None:
         resource_attributes = plain_attributes(span.resource.attributes) if span.resource is not None else {}
     events = span.events
-    return SpanRecord(
-        trace_id=format(context.trace_id, "032x") if context else "",
-        span_id=format(context.span_id, "016x") if context else "",
-        parent_span_id=format(parent.span_id, "016x") if parent is not None else "",
-        name=span.name,
-        start_time_unix_nano=span.start_time or 0,
-        end_time_unix_nano=span.end_time or 0,
-        status_error=status is not None and status.status_code is StatusCode.ERROR,
-        attributes=plain_attributes(span.attributes),
-        resource_attributes=resource_attributes,
-        events=tuple(SpanEvent(e.name, e.timestamp or 0, plain_attributes(e.attributes)) for e in events)
-        if events else (),
-    )
+    # The SpanRecord fields in order, built with tuple.__new__ (without the NamedTuple's Python-level
+    # __new__); ids as lowercase hex through to_bytes, the quickest way from an int.
+    return tuple.__new__(SpanRecord, (
+        context.trace_id.to_bytes(16, "big").hex() if context else "",
+        context.span_id.to_bytes(8, "big").hex() if context else "",
+        parent.span_id.to_bytes(8, "big").hex() if parent is not None else "",
+        span.name,
+        span.start_time or 0,
+        span.end_time or 0,
+        status is not None and status.status_code is StatusCode.ERROR,
+        plain_attributes(span.attributes),
+        resource_attributes,
+        tuple(SpanEvent(e.name, e.timestamp or 0, plain_attributes(e.attributes)) for e in events) if events else (),
+    ))
 
 
 def _records(spans: Iterable[ReadableSpan]) -> list[SpanRecord]:

@@ -649,6 +649,16 @@ class Normalizer:
         # threads never see one without the other; holding it keeps its identity from being reused.
         self._last_resource: tuple[Mapping[str, AttributeValue], tuple[AttributeValue | None, ...]] = ({}, ())
 
+    @property
+    def remembered_kinds(self) -> int:
+        """How many span kinds are remembered: lets tests check the memory stays bounded."""
+        return len(self._kinds)
+
+    @property
+    def remembered_plans(self) -> int:
+        """How many reading plans are remembered: lets tests check the memory stays bounded."""
+        return len(self._plans)
+
     def _dimensions(self, attributes: Mapping[str, AttributeValue],
                     resource: Mapping[str, AttributeValue]) -> tuple[str, ...]:
         """Each dimension's value: the first attribute present (span before resource), pseudonymised

@@ -418,7 +418,8 @@ def _status_error(raw: bytes) -> bool:
     try:
         return Status.FromString(raw).code == _STATUS_CODE_ERROR
     except DecodeError as error:
-        raise MalformedRequest(f"a span's status is not a valid Status message: {error}") from error
+        raise MalformedRequest(f"body is not a valid protobuf ExportTraceServiceRequest: "
+                               f"a span's status is not a valid Status message: {error}") from error
 
 
 def _decode_protobuf(body: bytes, keep: frozenset[str] | None) -> list[SpanRecord]:
