@@ -301,41 +301,41 @@ class Aggregator:
 
     def record(self, observation: Observation, model: str, cost: TokenCost | None) -> None:
         """Add one GenAI span: `model` is the label value (canonical if priced), `cost` its price."""
-        obs = observation
-        key = (obs.service, obs.layer, obs.operation, obs.provider, model, obs.agent, obs.tool, obs.error,
-               obs.error_type, obs.dimensions)
+        # One unpacking instead of a dozen attribute reads: this runs for every span.
+        (service, dimensions, layer, operation, provider, _, agent, tool, error, error_type, duration, usage,
+         empty_response, finish_reasons, time_to_first_token, trace_id, span_id, _, end_time_unix_nano,
+         check_results, evaluations) = observation
+        key = (service, layer, operation, provider, model, agent, tool, error, error_type, dimensions)
         series = self._series_cache.get(key)
         if series is None:
-            series = self._resolve(obs, model)
+            series = self._resolve(observation, model)
             if len(self._series_cache) >= SERIES_LABELS_CACHE_SIZE:
                 self._series_cache.clear()
             self._series_cache[key] = series
         else:
             for cap in series.overflowed:
                 cap.overflows += 1
-        timestamp = obs.end_time_unix_nano / 1e9
-        trace_id, span_id, duration = obs.trace_id, obs.span_id, obs.duration_seconds
+        timestamp = end_time_unix_nano / 1e9
 
         self.duration.observe_into(series.duration_state, duration, (trace_id, span_id, duration, timestamp))
         empty_responses = series.empty_responses_state
-        if empty_responses is not None and obs.empty_response:
+        if empty_responses is not None and empty_response:
             empty_responses.value += 1
-        if obs.finish_reasons:
-            self._record_finish_reasons(obs.finish_reasons, series)
-        if obs.time_to_first_token_seconds is not None:
+        if finish_reasons:
+            self._record_finish_reasons(finish_reasons, series)
+        if time_to_first_token is not None:
             state = series.time_to_first_token_state
             if state is None:
                 state = series.time_to_first_token_state = self.time_to_first_token.series_of(series.per_model)
-            self.time_to_first_token.observe_into(state, obs.time_to_first_token_seconds)
+            self.time_to_first_token.observe_into(state, time_to_first_token)
 
-        usage = obs.usage
         if usage is not None:
             token_states = series.token_states
             if not token_states:
                 token_states = series.token_states = tuple(map(self.tokens.series_of, series.tokens))
-            for state, count in zip(token_states, (usage.input, usage.cache_read, usage.cache_write, usage.output),
-                                    strict=True):
-                if count >= 0:
+            # Same order as catalog.TOKEN_TYPES; counters never decrease, so negative counts are ignored.
+            for state, count in zip(token_states, usage, strict=True):
+                if count > 0:
                     state.value += count
             # A priced model's unpriced tokens are 0, exported as such: the hole in cost tracking
             # is then a rise of an existing series, and "no unpriced tokens" reads as 0, not "no data".
@@ -347,9 +347,9 @@ class Aggregator:
             else:
                 self._record_cost(cost, series, trace_id, span_id, timestamp)
 
-        if obs.check_results or obs.evaluations:
-            self._record_quality(obs, series)
-        self._record_agent_run(obs, series.agent_run, cost)
+        if check_results or evaluations:
+            self._record_quality(observation, series)
+        self._record_agent_run(observation, series.agent_run, cost)
 
     def _record_finish_reasons(self, reasons: tuple[str, ...], series: _ResolvedSeries) -> None:
         if not series.finish_reason_states:
@@ -375,8 +375,8 @@ class Aggregator:
         cost_states = series.cost_states
         if not cost_states:
             cost_states = series.cost_states = tuple(map(self.cost.series_of, series.tokens))
-        for state, amount in zip(cost_states, (cost.input, cost.cache_read, cost.cache_write, cost.output),
-                                 strict=True):
+        # The first four fields of a TokenCost, in the order of catalog.TOKEN_TYPES.
+        for state, amount in zip(cost_states, cost[:4], strict=True):
             if amount > 0:
                 state.value += amount
                 state.exemplar = (trace_id, span_id, amount, timestamp)

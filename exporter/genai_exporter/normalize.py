@@ -774,28 +774,27 @@ class Normalizer:
     def _observe(self, kind: _SpanKind, measured: Mapping[str, AttributeValue],
                  span: SpanRecord) -> Observation | Rejection | None:
         """The observation of one span of a known kind: what it measured, checked."""
-        events = span.events
-        if not kind.has_operation and not any(event.name == semconv.EVALUATION_RESULT_EVENT for event in events):
+        # Unpacked once rather than read field by field: this runs for every span.
+        trace_id, span_id, parent_span_id, name, start, end, status_error, _, _, events = span
+        (has_operation, operation, layer, service, dimensions, provider, model, agent, tool, error_type,
+         finish_reasons, output_checks, evaluation_name, evaluation_label) = kind
+        if not has_operation and not any(event.name == semconv.EVALUATION_RESULT_EVENT for event in events):
             return None
-        if len(span.trace_id) != _TRACE_ID_HEX_LENGTH or len(span.span_id) != _SPAN_ID_HEX_LENGTH:
-            return Rejection(catalog.REJECT_INVALID_SPAN,
-                             f"span {span.name!r}: trace or span id has the wrong length")
-        start, end = span.start_time_unix_nano, span.end_time_unix_nano
+        if len(trace_id) != _TRACE_ID_HEX_LENGTH or len(span_id) != _SPAN_ID_HEX_LENGTH:
+            return Rejection(catalog.REJECT_INVALID_SPAN, f"span {name!r}: trace or span id has the wrong length")
         duration = (end - start) / 1e9
         if start <= 0 or end < start or duration > MAX_DURATION_SECONDS:
             limit = f"0..{MAX_DURATION_SECONDS:.0f}s"
             return Rejection(catalog.REJECT_INVALID_DURATION,
-                             f"span {span.span_id}: duration {duration:.3f}s is not within {limit}")
+                             f"span {span_id}: duration {duration:.3f}s is not within {limit}")
 
-        layer, operation = kind.layer, kind.operation
         is_model_call = layer == catalog.LAYER_MODEL
         try:
             usage = _usage(measured, operation) if is_model_call else None
         except _InvalidTokens as error:
-            return Rejection(catalog.REJECT_INVALID_TOKENS, f"span {span.span_id}: {error}")
+            return Rejection(catalog.REJECT_INVALID_TOKENS, f"span {span_id}: {error}")
 
-        error_type = kind.error_type
-        is_error = span.status_error or bool(error_type)
+        is_error = status_error or bool(error_type)
         if is_error and not error_type:
             error_type = _exception_type(events) or OTHER_ERROR_TYPE
         # Parsed once: both the empty-response test and the output checks read the messages.
@@ -818,23 +817,22 @@ class Normalizer:
                 ttft = _first_chunk_seconds(span)
 
         check_results: tuple[tuple[str, bool], ...] = ()
-        if kind.output_checks and not is_error:
+        if output_checks and not is_error:
             check_results = _check(kind, measured, messages)
 
         evaluations: tuple[Evaluation, ...] = ()
-        if events or kind.evaluation_name:
+        if events or evaluation_name:
             found_evaluations = _event_evaluations(events)
-            if kind.evaluation_name:
-                found_evaluations.append(Evaluation(kind.evaluation_name, _score(measured.get(_EVALUATION_SCORE)),
-                                                    kind.evaluation_label))
+            if evaluation_name:
+                found_evaluations.append(Evaluation(evaluation_name, _score(measured.get(_EVALUATION_SCORE)),
+                                                    evaluation_label))
             evaluations = tuple(found_evaluations)
 
         # tuple.__new__ with the fields in order rather than Observation(...): the same tuple without
         # the Python-level __new__ of a NamedTuple (0.19 instead of 0.43 us per span).
         return tuple.__new__(Observation, (
-            kind.service, kind.dimensions, layer, operation, kind.provider, kind.model, kind.agent, kind.tool,
-            is_error, error_type, duration, usage, empty, kind.finish_reasons, ttft, span.trace_id, span.span_id,
-            span.parent_span_id, end, check_results, evaluations))
+            service, dimensions, layer, operation, provider, model, agent, tool, is_error, error_type, duration,
+            usage, empty, finish_reasons, ttft, trace_id, span_id, parent_span_id, end, check_results, evaluations))
 
 
 def _check(kind: _SpanKind, measured: Mapping[str, AttributeValue], messages: object) -> tuple[tuple[str, bool], ...]:
