@@ -286,10 +286,39 @@ def test_spans_with_the_same_kvlist_value_get_dicts_of_their_own():
     assert (first, first is second) == ({"tier": "pro"}, False)
 
 
-def test_the_memo_of_decoded_values_stays_bounded_whatever_values_arrive():
+def test_the_memos_of_decoded_values_and_entries_stay_bounded_whatever_values_arrive():
     distinct_values = [(f"attribute.{index}", b"\x18" + varint(index)) for index in range(100_000)]
     decode_body(body_with_raw_attributes(distinct_values), keep=None)
-    assert len(receive._attribute_value_memo) <= receive._MEMO_MAX_ENTRIES
+    assert (len(receive._attribute_value_memo) <= receive._MEMO_MAX_ENTRIES,
+            len(receive._key_value_memo) <= receive._MEMO_MAX_ENTRIES) == (True, True)
+
+
+def test_an_attribute_entry_with_its_value_before_its_key_decodes_as_protobuf_reads_it():
+    entry = length_delimited(2, length_delimited(1, b"chat")) + length_delimited(1, semconv.OPERATION_NAME.encode())
+    span = length_delimited(1, bytes(16)) + length_delimited(2, bytes(8)) + length_delimited(9, entry)
+    body = length_delimited(1, length_delimited(2, length_delimited(2, span)))
+    assert decode_body(body)[0].attributes == {semconv.OPERATION_NAME: "chat"}
+
+
+def test_an_attribute_key_that_is_not_utf8_is_a_400():
+    span = length_delimited(1, bytes(16)) + length_delimited(2, bytes(8)) + length_delimited(
+        9, length_delimited(1, b"user.\xfftier") + length_delimited(2, length_delimited(1, b"pro")))
+    with pytest.raises(MalformedRequest) as raised:
+        decode_body(length_delimited(1, length_delimited(2, length_delimited(2, span))))
+    assert (raised.value.http_status, raised.value.message) == (
+        400, "body is not a valid protobuf ExportTraceServiceRequest: an attribute key is not valid UTF-8")
+
+
+def test_a_key_whose_last_entry_has_no_value_is_absent():
+    body = body_with_raw_attributes([
+        (semconv.OPERATION_NAME, length_delimited(1, b"chat")), (semconv.OPERATION_NAME, b"")])
+    assert decode_body(body)[0].attributes == {}
+
+
+def test_an_attribute_first_met_by_a_pipeline_that_does_not_keep_it_is_decoded_for_one_that_does():
+    body = body_with_raw_attributes([("app.release", length_delimited(1, b"2026.11.3"))])
+    decode_body(body, keep=frozenset())
+    assert decode_body(body, keep=frozenset({"app.release"}))[0].attributes == {"app.release": "2026.11.3"}
 
 
 def test_a_span_status_that_is_not_a_valid_status_message_is_a_400():

@@ -16,7 +16,7 @@ import json
 import re
 import struct
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory
@@ -197,24 +197,22 @@ def _gunzip(body: bytes, limit: int) -> bytes:
 #
 # Bodies are parsed with a *view* of the OTLP trace messages rather than the generated classes:
 # the same field numbers and types, but only the fields the pipeline reads, and attributes
-# declared as `map<string, bytes>`. Protobuf defines a map field as exactly the wire format of
-# a repeated message with the key in field 1 and the value in field 2, which is what OTLP's
-# `repeated KeyValue` is, so every valid body parses the same way (for a key sent twice, the last
-# value wins, as it does when a repeated KeyValue is read into a dict). What this buys: the parser
-# keeps the fields the view leaves out (links, trace state, kind, scope, dropped counts) as raw
-# bytes instead of building objects for them, and the keys of a span's attributes are matched
-# against `keep_attributes` by one set intersection in C, so only the values the pipeline reads
-# are ever decoded. Declaring the value as `bytes` rather than AnyValue hands each value over as
-# its serialized AnyValue, without building a message for it: the value is looked up in a memo of
-# recent values (the same model, operation and tier arrive on span after span), else decoded by
-# `_attribute_value`, by hand when it is one scalar field, else with the generated AnyValue class.
+# declared as `repeated bytes`: each KeyValue is handed over serialized, as sent, without building
+# a message for it. What this buys: the parser keeps the fields the view leaves out (links, trace
+# state, kind, scope, dropped counts) as raw bytes instead of building objects for them, and an
+# attribute entry is looked up whole in a memo of recent entries (the same model, operation and
+# tier arrive on span after span: `gen_ai.operation.name = chat` is the same few bytes every time),
+# which gives its key and value at once. An entry not in the memo is split by hand when it is
+# laid out as encoders write it (key, then value), else by the generated KeyValue class; its key
+# is decoded, and its value only when the key is kept (`_attribute_value`: by hand when it is one
+# scalar field, else with the generated AnyValue class, through a memo of values). For a key
+# sent twice, the last value wins, as it does when a repeated KeyValue is read into a dict.
 #
 # The price: fields the view leaves out, and the AnyValues of attributes that are not kept, are
 # only checked for well-formed wire encoding (framing), not for valid content or UTF-8, so a span
-# whose trace_state or unread attribute is not UTF-8 is accepted rather than refusing the whole
-# request over a field nothing reads. The AnyValue of a kept attribute is checked in full.
-# A KeyValue whose value field appears twice in one entry (no encoder writes that) keeps the last
-# occurrence; protobuf would merge the two messages.
+# whose trace_state or unread attribute value is not UTF-8 is accepted rather than refusing the
+# whole request over a field nothing reads. Keys are always checked, and the AnyValue of a kept
+# attribute in full.
 
 _VIEW_PACKAGE = "genai_exporter.otlp_trace_view"
 _FIELD = descriptor_pb2.FieldDescriptorProto
@@ -222,11 +220,11 @@ _FIELD = descriptor_pb2.FieldDescriptorProto
 _ViewField = tuple[str, int, int, bool, str]
 # Messages of opentelemetry/proto/trace/v1/trace.proto (and resource.proto) as the view sees them.
 _VIEW_MESSAGES: dict[str, tuple[_ViewField, ...]] = {
-    "Resource": (("attributes", 1, _FIELD.TYPE_MESSAGE, True, "Resource.AttributesEntry"),),
+    "Resource": (("attributes", 1, _FIELD.TYPE_BYTES, True, ""),),
     "Event": (
         ("time_unix_nano", 1, _FIELD.TYPE_FIXED64, False, ""),
         ("name", 2, _FIELD.TYPE_STRING, False, ""),
-        ("attributes", 3, _FIELD.TYPE_MESSAGE, True, "Event.AttributesEntry"),
+        ("attributes", 3, _FIELD.TYPE_BYTES, True, ""),
     ),
     "Span": (
         ("trace_id", 1, _FIELD.TYPE_BYTES, False, ""),
@@ -235,7 +233,7 @@ _VIEW_MESSAGES: dict[str, tuple[_ViewField, ...]] = {
         ("name", 5, _FIELD.TYPE_STRING, False, ""),
         ("start_time_unix_nano", 7, _FIELD.TYPE_FIXED64, False, ""),
         ("end_time_unix_nano", 8, _FIELD.TYPE_FIXED64, False, ""),
-        ("attributes", 9, _FIELD.TYPE_MESSAGE, True, "Span.AttributesEntry"),
+        ("attributes", 9, _FIELD.TYPE_BYTES, True, ""),
         ("events", 11, _FIELD.TYPE_MESSAGE, True, "Event"),
         # The serialized Status, read only when a span has one (most have none): b"" costs nothing,
         # a message would cost a Python object per span.
@@ -248,8 +246,6 @@ _VIEW_MESSAGES: dict[str, tuple[_ViewField, ...]] = {
     ),
     "ExportTraceServiceRequest": (("resource_spans", 1, _FIELD.TYPE_MESSAGE, True, "ResourceSpans"),),
 }
-# Messages whose `attributes` field is a map; each gets its nested map entry type.
-_VIEW_MAP_OWNERS = ("Resource", "Event", "Span")
 
 
 def _trace_request_view() -> type[Message]:
@@ -267,11 +263,6 @@ def _trace_request_view() -> type[Message]:
             )
             if type_name:
                 field.type_name = f".{_VIEW_PACKAGE}.{type_name}"
-        if message_name in _VIEW_MAP_OWNERS:
-            entry = message.nested_type.add(name="AttributesEntry")
-            entry.options.map_entry = True
-            entry.field.add(name="key", number=1, type=_FIELD.TYPE_STRING, label=_FIELD.LABEL_OPTIONAL)
-            entry.field.add(name="value", number=2, type=_FIELD.TYPE_BYTES, label=_FIELD.LABEL_OPTIONAL)
     pool.Add(view)
     return message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{_VIEW_PACKAGE}.ExportTraceServiceRequest"))
 
@@ -310,6 +301,14 @@ _MEMO_MAX_ARRAY_ITEMS = 4
 _MEMO_MAX_ENTRIES = 16384
 _attribute_value_memo: dict[bytes, AttributeValue | None] = {}
 _NOT_MEMOIZED = object()
+# The memo of whole attribute entries: serialized KeyValue -> (key, value), under the same rules
+# and limits as the memo of values. The value is _NOT_DECODED when the entry was met by a pipeline
+# that does not keep its key: it is decoded if a pipeline that keeps it meets it.
+_key_value_memo: dict[bytes, tuple[str, object]] = {}
+_NOT_DECODED = object()
+# Tags of the two KeyValue fields, key (1) and value (2), both length-delimited.
+_TAG_KEY = 1 << 3 | 2
+_TAG_VALUE = 2 << 3 | 2
 
 
 def _pb_any_value(value: Any) -> AttributeValue | None:
@@ -400,16 +399,67 @@ def _attribute_value(key: str, raw: bytes) -> AttributeValue | None:
     return value
 
 
-def _pb_attributes(attribute_map: Any, keep: frozenset[str] | None) -> dict[str, AttributeValue]:
-    """The wanted entries of a view's attribute map, decoded (unset values skipped)."""
+def _split_key_value(entry: bytes) -> tuple[str, bytes | None]:
+    """The key and the serialized AnyValue (None: no value) of a serialized KeyValue."""
+    try:
+        if entry and entry[0] == _TAG_KEY:
+            key_length = _varint(entry, 1)
+            if key_length is not None:
+                key_end = key_length[1] + key_length[0]
+                if key_end == len(entry):
+                    return entry[key_length[1]:key_end].decode(), None
+                if key_end < len(entry) and entry[key_end] == _TAG_VALUE:
+                    value_length = _varint(entry, key_end + 1)
+                    if value_length is not None and value_length[1] + value_length[0] == len(entry):
+                        return entry[key_length[1]:key_end].decode(), entry[value_length[1]:]
+        # Laid out otherwise (fields in another order, repeated, unknown ones): as protobuf reads it.
+        key_value = common_pb2.KeyValue.FromString(entry)
+        return key_value.key, key_value.value.SerializeToString() if key_value.HasField("value") else None
+    except UnicodeDecodeError as error:
+        raise MalformedRequest("body is not a valid protobuf ExportTraceServiceRequest: "
+                               "an attribute key is not valid UTF-8") from error
+    except DecodeError as error:
+        raise MalformedRequest(f"body is not a valid protobuf ExportTraceServiceRequest: "
+                               f"an attribute is not a valid KeyValue: {error}") from error
+
+
+def _key_value(entry: bytes, keep: frozenset[str] | None) -> tuple[str, object]:
+    """Key and value of a serialized KeyValue; the value is _NOT_DECODED when the key is not kept.
+
+    The slow path behind the memo lookup of whole entries, which it fills when it may.
+    """
+    key, raw = _split_key_value(entry)
+    value: object = _NOT_DECODED
+    if keep is None or key in keep:
+        value = None
+        if raw is not None:
+            value = _attribute_value_memo.get(raw, _NOT_MEMOIZED)
+            if value is _NOT_MEMOIZED:
+                value = _attribute_value(key, raw)
+    known = (key, value)
+    if len(entry) <= _MEMO_MAX_RAW_BYTES and (value is _NOT_DECODED or _is_memoizable(value)):
+        if len(_key_value_memo) >= _MEMO_MAX_ENTRIES:
+            _key_value_memo.clear()
+        _key_value_memo[entry] = known
+    return known
+
+
+def _pb_attributes(entries: Iterable[bytes], keep: frozenset[str] | None) -> dict[str, AttributeValue]:
+    """The wanted attributes of a view's serialized KeyValues, decoded (unset values skipped)."""
     attributes: dict[str, AttributeValue] = {}
-    for key in attribute_map if keep is None else keep.intersection(attribute_map):
-        raw = attribute_map[key]
-        value = _attribute_value_memo.get(raw, _NOT_MEMOIZED)
-        if value is _NOT_MEMOIZED:
-            value = _attribute_value(key, raw)
+    for entry in entries:
+        known = _key_value_memo.get(entry)
+        if known is None:
+            known = _key_value(entry, keep)
+        key, value = known
+        if keep is not None and key not in keep:
+            continue
+        if value is _NOT_DECODED:  # remembered while another pipeline, which does not keep it, read it
+            key, value = _key_value(entry, keep)
         if value is not None:
             attributes[key] = value
+        else:  # unset: a key sent twice is what its last entry says
+            attributes.pop(key, None)
     return attributes
 
 
@@ -430,8 +480,8 @@ def _decode_protobuf(body: bytes, keep: frozenset[str] | None) -> list[SpanRecor
         raise MalformedRequest(f"body is not a valid protobuf ExportTraceServiceRequest: {error}") from error
     records: list[SpanRecord] = []
     append = records.append
-    memo_get = _attribute_value_memo.get
-    not_memoized = _NOT_MEMOIZED
+    memo_get = _key_value_memo.get
+    not_decoded = _NOT_DECODED
     new_tuple = tuple.__new__
     for resource_spans in request.resource_spans:
         # One dict per resource, shared by all its spans: the resource is the same object in OTLP.
@@ -439,15 +489,20 @@ def _decode_protobuf(body: bytes, keep: frozenset[str] | None) -> list[SpanRecor
         for scope_spans in resource_spans.scope_spans:
             for span in scope_spans.spans:
                 # The attribute loop is inlined: it runs for every wanted attribute of every span.
-                source = span.attributes
                 attributes: dict[str, AttributeValue] = {}
-                for key in source if keep is None else keep.intersection(source):
-                    raw = source[key]
-                    value = memo_get(raw, not_memoized)
-                    if value is not_memoized:
-                        value = _attribute_value(key, raw)
+                for entry in span.attributes:
+                    known = memo_get(entry)
+                    if known is None:
+                        known = _key_value(entry, keep)
+                    key, value = known
+                    if keep is not None and key not in keep:
+                        continue
+                    if value is not_decoded:  # remembered while a pipeline that does not keep it read it
+                        key, value = _key_value(entry, keep)
                     if value is not None:
                         attributes[key] = value
+                    else:  # unset: a key sent twice is what its last entry says
+                        attributes.pop(key, None)
                 events = ()
                 if span.events:
                     events = tuple(
