@@ -300,13 +300,19 @@ def test_an_attribute_entry_with_its_value_before_its_key_decodes_as_protobuf_re
     assert decode_body(body)[0].attributes == {semconv.OPERATION_NAME: "chat"}
 
 
-def test_an_attribute_key_that_is_not_utf8_is_a_400():
+def test_an_attribute_key_that_is_not_utf8_is_a_400_when_every_key_is_read():
     span = length_delimited(1, bytes(16)) + length_delimited(2, bytes(8)) + length_delimited(
         9, length_delimited(1, b"user.\xfftier") + length_delimited(2, length_delimited(1, b"pro")))
     with pytest.raises(MalformedRequest) as raised:
-        decode_body(length_delimited(1, length_delimited(2, length_delimited(2, span))))
+        decode_body(length_delimited(1, length_delimited(2, length_delimited(2, span))), keep=None)
     assert (raised.value.http_status, raised.value.message) == (
         400, "body is not a valid protobuf ExportTraceServiceRequest: an attribute key is not valid UTF-8")
+
+
+def test_an_attribute_key_that_is_not_utf8_is_skipped_like_any_key_not_kept():
+    span = length_delimited(1, bytes(16)) + length_delimited(2, bytes(8)) + length_delimited(
+        9, length_delimited(1, b"user.\xfftier") + length_delimited(2, length_delimited(1, b"pro")))
+    assert decode_body(length_delimited(1, length_delimited(2, length_delimited(2, span))))[0].attributes == {}
 
 
 def test_a_key_whose_last_entry_has_no_value_is_absent():
@@ -315,10 +321,11 @@ def test_a_key_whose_last_entry_has_no_value_is_absent():
     assert decode_body(body)[0].attributes == {}
 
 
-def test_an_attribute_first_met_by_a_pipeline_that_does_not_keep_it_is_decoded_for_one_that_does():
+def test_an_attribute_remembered_for_a_pipeline_that_keeps_it_is_skipped_by_one_that_does_not():
     body = body_with_raw_attributes([("app.release", length_delimited(1, b"2026.11.3"))])
-    decode_body(body, keep=frozenset())
-    assert decode_body(body, keep=frozenset({"app.release"}))[0].attributes == {"app.release": "2026.11.3"}
+    kept = decode_body(body, keep=frozenset({"app.release"}))[0].attributes
+    assert (kept, decode_body(body, keep=frozenset({"user.tier"}))[0].attributes) == (
+        {"app.release": "2026.11.3"}, {})
 
 
 def test_a_span_status_that_is_not_a_valid_status_message_is_a_400():

@@ -202,17 +202,18 @@ def _gunzip(body: bytes, limit: int) -> bytes:
 # state, kind, scope, dropped counts) as raw bytes instead of building objects for them, and an
 # attribute entry is looked up whole in a memo of recent entries (the same model, operation and
 # tier arrive on span after span: `gen_ai.operation.name = chat` is the same few bytes every time),
-# which gives its key and value at once. An entry not in the memo is split by hand when it is
-# laid out as encoders write it (key, then value), else by the generated KeyValue class; its key
-# is decoded, and its value only when the key is kept (`_attribute_value`: by hand when it is one
-# scalar field, else with the generated AnyValue class, through a memo of values). For a key
-# sent twice, the last value wins, as it does when a repeated KeyValue is read into a dict.
+# which gives its key and value at once. An entry not in the memo is first matched by its key's
+# bytes against the kept keys: the ids, content and parameters nothing reads are skipped there,
+# undecoded and never memoized (they rarely repeat). A kept entry is split by hand when it is
+# laid out as encoders write it (key, then value), else by the generated KeyValue class, and its
+# value decoded by `_attribute_value` (by hand when it is one scalar field, else with the
+# generated AnyValue class, through a memo of values). For a key sent twice, the last value wins,
+# as it does when a repeated KeyValue is read into a dict.
 #
-# The price: fields the view leaves out, and the AnyValues of attributes that are not kept, are
-# only checked for well-formed wire encoding (framing), not for valid content or UTF-8, so a span
-# whose trace_state or unread attribute value is not UTF-8 is accepted rather than refusing the
-# whole request over a field nothing reads. Keys are always checked, and the AnyValue of a kept
-# attribute in full.
+# The price: fields the view leaves out, and the attributes that are not kept, are only checked
+# for well-formed wire encoding (framing), not for valid content or UTF-8, so a span whose
+# trace_state or unread attribute is not UTF-8 is accepted rather than refusing the whole request
+# over a field nothing reads. The key and AnyValue of a kept attribute are checked in full.
 
 _VIEW_PACKAGE = "genai_exporter.otlp_trace_view"
 _FIELD = descriptor_pb2.FieldDescriptorProto
@@ -301,11 +302,13 @@ _MEMO_MAX_ARRAY_ITEMS = 4
 _MEMO_MAX_ENTRIES = 16384
 _attribute_value_memo: dict[bytes, AttributeValue | None] = {}
 _NOT_MEMOIZED = object()
-# The memo of whole attribute entries: serialized KeyValue -> (key, value), under the same rules
-# and limits as the memo of values. The value is _NOT_DECODED when the entry was met by a pipeline
-# that does not keep its key: it is decoded if a pipeline that keeps it meets it.
-_key_value_memo: dict[bytes, tuple[str, object]] = {}
-_NOT_DECODED = object()
+# The memo of whole attribute entries of kept keys: serialized KeyValue -> (key, value), under the
+# same rules and limits as the memo of values. Shared by pipelines that keep different keys, so a
+# hit is used only if the key is kept.
+_key_value_memo: dict[bytes, tuple[str, AttributeValue | None]] = {}
+# Kept keys by their bytes, per keep set (a process has one per pipeline: a handful).
+_kept_keys_memo: dict[frozenset[str], dict[bytes, str]] = {}
+_KEPT_KEYS_MEMO_MAX_ENTRIES = 16
 # Tags of the two KeyValue fields, key (1) and value (2), both length-delimited.
 _TAG_KEY = 1 << 3 | 2
 _TAG_VALUE = 2 << 3 | 2
@@ -423,21 +426,47 @@ def _split_key_value(entry: bytes) -> tuple[str, bytes | None]:
                                f"an attribute is not a valid KeyValue: {error}") from error
 
 
-def _key_value(entry: bytes, keep: frozenset[str] | None) -> tuple[str, object]:
-    """Key and value of a serialized KeyValue; the value is _NOT_DECODED when the key is not kept.
+def _kept_keys_by_bytes(keep: frozenset[str]) -> dict[bytes, str]:
+    """The kept keys by their UTF-8 bytes, so that an entry's key is matched before it is decoded."""
+    by_bytes = _kept_keys_memo.get(keep)
+    if by_bytes is None:
+        if len(_kept_keys_memo) >= _KEPT_KEYS_MEMO_MAX_ENTRIES:
+            _kept_keys_memo.clear()
+        by_bytes = _kept_keys_memo[keep] = {key.encode(): key for key in keep}
+    return by_bytes
 
-    The slow path behind the memo lookup of whole entries, which it fills when it may.
+
+def _key_value(entry: bytes, keep: frozenset[str] | None,
+               kept_by_bytes: dict[bytes, str] | None) -> tuple[str, AttributeValue | None] | None:
+    """Key and value of a serialized KeyValue, or None when its key is not kept.
+
+    The slow path behind the memo lookup of whole entries, which it fills when it may. An entry
+    laid out as encoders write it (key, then value, lengths under 128 bytes) is split right here,
+    its key matched by its bytes: attributes nothing reads cost no decoding and never take a
+    place in the memo.
     """
-    key, raw = _split_key_value(entry)
-    value: object = _NOT_DECODED
-    if keep is None or key in keep:
-        value = None
-        if raw is not None:
-            value = _attribute_value_memo.get(raw, _NOT_MEMOIZED)
-            if value is _NOT_MEMOIZED:
-                value = _attribute_value(key, raw)
+    key = raw = None
+    if kept_by_bytes is not None and len(entry) > 1 and entry[0] == _TAG_KEY and entry[1] < 0x80:
+        key_end = 2 + entry[1]
+        key = kept_by_bytes.get(entry[2:key_end])
+        if key is None:
+            return None
+        if key_end == len(entry):
+            raw = b""
+        elif (key_end + 1 < len(entry) and entry[key_end] == _TAG_VALUE and entry[key_end + 1] < 0x80
+              and key_end + 2 + entry[key_end + 1] == len(entry)):
+            raw = entry[key_end + 2:]
+    if raw is None:
+        key, raw = _split_key_value(entry)
+        if keep is not None and key not in keep:
+            return None
+    value = None
+    if raw:
+        value = _attribute_value_memo.get(raw, _NOT_MEMOIZED)
+        if value is _NOT_MEMOIZED:
+            value = _attribute_value(key, raw)
     known = (key, value)
-    if len(entry) <= _MEMO_MAX_RAW_BYTES and (value is _NOT_DECODED or _is_memoizable(value)):
+    if len(entry) <= _MEMO_MAX_RAW_BYTES and _is_memoizable(value):
         if len(_key_value_memo) >= _MEMO_MAX_ENTRIES:
             _key_value_memo.clear()
         _key_value_memo[entry] = known
@@ -446,16 +475,15 @@ def _key_value(entry: bytes, keep: frozenset[str] | None) -> tuple[str, object]:
 
 def _pb_attributes(entries: Iterable[bytes], keep: frozenset[str] | None) -> dict[str, AttributeValue]:
     """The wanted attributes of a view's serialized KeyValues, decoded (unset values skipped)."""
+    kept_by_bytes = None if keep is None else _kept_keys_by_bytes(keep)
     attributes: dict[str, AttributeValue] = {}
     for entry in entries:
         known = _key_value_memo.get(entry)
-        if known is None:
-            known = _key_value(entry, keep)
+        if known is None or (keep is not None and known[0] not in keep):
+            known = _key_value(entry, keep, kept_by_bytes)
+            if known is None:
+                continue
         key, value = known
-        if keep is not None and key not in keep:
-            continue
-        if value is _NOT_DECODED:  # remembered while another pipeline, which does not keep it, read it
-            key, value = _key_value(entry, keep)
         if value is not None:
             attributes[key] = value
         else:  # unset: a key sent twice is what its last entry says
@@ -481,7 +509,7 @@ def _decode_protobuf(body: bytes, keep: frozenset[str] | None) -> list[SpanRecor
     records: list[SpanRecord] = []
     append = records.append
     memo_get = _key_value_memo.get
-    not_decoded = _NOT_DECODED
+    kept_by_bytes = None if keep is None else _kept_keys_by_bytes(keep)
     new_tuple = tuple.__new__
     for resource_spans in request.resource_spans:
         # One dict per resource, shared by all its spans: the resource is the same object in OTLP.
@@ -492,13 +520,16 @@ def _decode_protobuf(body: bytes, keep: frozenset[str] | None) -> list[SpanRecor
                 attributes: dict[str, AttributeValue] = {}
                 for entry in span.attributes:
                     known = memo_get(entry)
-                    if known is None:
-                        known = _key_value(entry, keep)
+                    if known is None or (keep is not None and known[0] not in keep):
+                        # An attribute nothing reads (ids, content, parameters), told by its key's
+                        # bytes: skipped here, without a call (`_key_value` checks the same).
+                        if (kept_by_bytes is not None and len(entry) > 1 and entry[1] < 0x80
+                                and entry[0] == _TAG_KEY and entry[2:2 + entry[1]] not in kept_by_bytes):
+                            continue
+                        known = _key_value(entry, keep, kept_by_bytes)
+                        if known is None:
+                            continue
                     key, value = known
-                    if keep is not None and key not in keep:
-                        continue
-                    if value is not_decoded:  # remembered while a pipeline that does not keep it read it
-                        key, value = _key_value(entry, keep)
                     if value is not None:
                         attributes[key] = value
                     else:  # unset: a key sent twice is what its last entry says
