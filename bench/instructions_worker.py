@@ -1,0 +1,56 @@
+"""The process `bench instructions` counts: `python -m bench.instructions_worker BODIES STAGE`.
+
+Loads pickled OTLP bodies, builds the pipeline of `genai-exporter serve` with the default
+configuration, runs the whole path over every body once (the warm-up: series, memos and caches
+exist from then on), then runs STAGE over every body PASSES more times. Stage "none" stops after
+the warm-up, so that its count can be subtracted from the others.
+"""
+
+from __future__ import annotations
+
+import pickle
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from bench.ingest import decode_floor
+from genai_exporter.config import Config
+from genai_exporter.pipeline import Pipeline
+from genai_exporter.pricing import load_price_table
+from genai_exporter.receive import CONTENT_TYPE_PROTOBUF, decode_export_request
+
+PASSES = 2
+STAGES = {
+    "none": "setup and warm-up only",
+    "floor": "floor: protobuf decode + one attribute pass",
+    "receive": "receive: body -> SpanRecords",
+    "whole": "whole path: receive + Pipeline.ingest",
+}
+_MAX_BODY = 1 << 26
+
+
+def main(argv: Sequence[str]) -> int:
+    """Run the warm-up, then the stage named by argv[1] over the bodies in the file argv[0]."""
+    bodies: list[bytes] = pickle.loads(Path(argv[0]).read_bytes())
+    stage = argv[1]
+    pipeline = Pipeline(Config(), load_price_table())
+    keep = pipeline.keep_attributes
+
+    def whole() -> None:
+        for body in bodies:
+            pipeline.ingest(decode_export_request(body, CONTENT_TYPE_PROTOBUF, None, _MAX_BODY, keep))
+
+    def receive() -> None:
+        for body in bodies:
+            decode_export_request(body, CONTENT_TYPE_PROTOBUF, None, _MAX_BODY, keep)
+
+    whole()
+    work = {"none": lambda: None, "floor": lambda: decode_floor(bodies), "receive": receive, "whole": whole}[stage]
+    if stage != "none":
+        for _ in range(PASSES):
+            work()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
