@@ -534,13 +534,13 @@ _MEASURED_CONCEPTS = frozenset({
 # Reading plans remembered by a Normalizer, and the longest key set (in characters) remembered:
 # OTLP spans only carry the keys normalize reads, but in-process spans carry every key they were given.
 READING_PLAN_CACHE_SIZE = 1024
-MAX_REMEMBERED_PLAN_CHARS = 4096
+MAX_REMEMBERED_PLAN_CHARS = 2048
 # Kinds remembered by a Normalizer. Past the limit the memory starts over, so a sender whose spans
 # never repeat (ids in a dimension) costs time, never memory.
 SPAN_KIND_CACHE_SIZE = 4096
 # A kind is only remembered when the text of the values it is decided by stays under this many
 # characters, which bounds the memory whatever values arrive (SPAN_KIND_CACHE_SIZE entries at most).
-MAX_REMEMBERED_KIND_CHARS = 2048
+MAX_REMEMBERED_KIND_CHARS = 1024
 
 
 def _values_getter(keys: tuple[str, ...]) -> Callable[[Attributes], tuple[AttributeValue, ...]]:
