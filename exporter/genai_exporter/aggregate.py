@@ -199,6 +199,8 @@ class Aggregator:
         self.cache_savings = CounterFamily(catalog.CACHE_SAVINGS)
         self.unpriced_tokens = CounterFamily(catalog.UNPRICED_TOKENS)
         self.duration = HistogramFamily(catalog.OPERATION_DURATION)
+        self._duration_buckets = catalog.OPERATION_DURATION.buckets
+        self._duration_exemplars = catalog.OPERATION_DURATION.exemplars
         self.empty_responses = CounterFamily(catalog.EMPTY_RESPONSES)
         self.finish_reasons = CounterFamily(catalog.FINISH_REASONS)
         self.time_to_first_token = HistogramFamily(catalog.TIME_TO_FIRST_TOKEN)
@@ -303,7 +305,7 @@ class Aggregator:
         """Add one GenAI span: `model` is the label value (canonical if priced), `cost` its price."""
         # One unpacking instead of a dozen attribute reads: this runs for every span.
         (service, dimensions, layer, operation, provider, _, agent, tool, error, error_type, duration, usage,
-         empty_response, finish_reasons, time_to_first_token, trace_id, span_id, _, end_time_unix_nano,
+         empty_response, finish_reasons, time_to_first_token, trace_id, span_id, parent_span_id, end_time_unix_nano,
          check_results, evaluations) = observation
         key = (service, layer, operation, provider, model, agent, tool, error, error_type, dimensions)
         series = self._series_cache.get(key)
@@ -317,7 +319,14 @@ class Aggregator:
                 cap.overflows += 1
         timestamp = end_time_unix_nano / 1e9
 
-        self.duration.observe_into(series.duration_state, duration, (trace_id, span_id, duration, timestamp))
+        # The duration histogram, inlined (HistogramFamily.observe_into): every span has one.
+        state = series.duration_state
+        index = bisect_left(self._duration_buckets, duration)
+        state.bucket_counts[index] += 1
+        state.sum += duration
+        state.count += 1
+        if self._duration_exemplars:
+            state.exemplars[index] = (trace_id, span_id, duration, timestamp)
         empty_responses = series.empty_responses_state
         if empty_responses is not None and empty_response:
             empty_responses.value += 1
@@ -349,7 +358,7 @@ class Aggregator:
 
         if check_results or evaluations:
             self._record_quality(observation, series)
-        self._record_agent_run(observation, series.agent_run, cost)
+        self._record_agent_run(trace_id, span_id, parent_span_id, layer, operation, series.agent_run, cost)
 
     def _record_finish_reasons(self, reasons: tuple[str, ...], series: _ResolvedSeries) -> None:
         if not series.finish_reason_states:
@@ -396,12 +405,12 @@ class Aggregator:
             if evaluation.score is not None:
                 self.evaluation_score.observe((service, name, agent, model, *dims), evaluation.score)
 
-    def _record_agent_run(self, obs: Observation, labels: LabelValues, cost: TokenCost | None) -> None:
+    def _record_agent_run(self, trace_id: str, span_id: str, parent_span_id: str, layer: str, operation: str,
+                          labels: LabelValues, cost: TokenCost | None) -> None:
         # Children end before their parent: each span adds its own part to the tally its children
         # left under its id, then hands the sum to its parent. An invoke_agent span reports it.
-        trace_id, parent_span_id, layer = obs.trace_id, obs.parent_span_id, obs.layer
-        tally = self._pending_runs.pop((trace_id, obs.span_id), None)
-        if tally is None and parent_span_id and obs.operation != semconv.OP_INVOKE_AGENT:
+        tally = self._pending_runs.pop((trace_id, span_id), None)
+        if tally is None and parent_span_id and operation != semconv.OP_INVOKE_AGENT:
             # A model or tool call with no children: its part goes straight to its parent's tally
             # when a sibling already started one (most calls of a run), without a tally of its own.
             parent = self._pending_runs.get((trace_id, parent_span_id)) if layer in _RUN_LAYERS else None
@@ -423,7 +432,7 @@ class Aggregator:
             if tally is None:
                 tally = _RunTally()
             tally.tool_calls += 1
-        if obs.operation == semconv.OP_INVOKE_AGENT:
+        if operation == semconv.OP_INVOKE_AGENT:
             if tally is None:
                 tally = _RunTally()
             self.agent_run_cost.observe(labels, tally.cost_usd)
