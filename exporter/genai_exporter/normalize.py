@@ -269,19 +269,10 @@ def _usage(found: Mapping[str, AttributeValue], operation: str) -> TokenUsage | 
     report input without the cache; when the cached tokens exceed the input, that is the only
     consistent reading, and the input is taken as uncached.
     """
-    # Checked only when present: most calls report two or three of the four.
-    input_tokens = found.get(_INPUT)
-    if input_tokens is not None:
-        input_tokens = _token_count(input_tokens)
-    output_tokens = found.get(_OUTPUT)
-    if output_tokens is not None:
-        output_tokens = _token_count(output_tokens)
-    cache_read = found.get(_CACHE_READ)
-    if cache_read is not None:
-        cache_read = _token_count(cache_read)
-    cache_write = found.get(_CACHE_WRITE)
-    if cache_write is not None:
-        cache_write = _token_count(cache_write)
+    input_tokens = _token_count(found.get(_INPUT))
+    output_tokens = _token_count(found.get(_OUTPUT))
+    cache_read = _token_count(found.get(_CACHE_READ))
+    cache_write = _token_count(found.get(_CACHE_WRITE))
     langfuse = _json_object(found[_LANGFUSE_USAGE]) if _LANGFUSE_USAGE in found else None
     if langfuse:
         # Langfuse usage_details report cached input apart from input.
