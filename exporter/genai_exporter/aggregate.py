@@ -1,12 +1,12 @@
 """Aggregate stage: Observations (with their price) -> cumulative series state with bounded memory.
 
-Holds plain dicts keyed by label-value tuples, not prometheus_client metric objects. Every label is
-capped to a number of distinct values (later values become `__overflow__` and are still counted,
-so totals stay exact). Spans of a fleet repeat a few label combinations, so the label tuples of
-every series a combination updates are resolved once and kept in a bounded cache; a span then
-costs a few dict updates. Agent-run tallies waiting for their invoke_agent span live in a bounded
-LRU. No clock and no I/O: exemplar timestamps come from the span's end time. Not thread-safe by
-itself; the pipeline serialises access.
+Holds plain dicts from label-value tuples to mutable series states, not prometheus_client metric
+objects. Every label is capped to a number of distinct values (later values become `__overflow__`
+and are still counted, so totals stay exact). Spans of a fleet repeat a few label combinations, so
+the series a combination updates are resolved once and kept, by reference, in a bounded cache; a
+span then adds to them without hashing a label tuple. Agent-run tallies waiting for their
+invoke_agent span live in a bounded LRU. No clock and no I/O: exemplar timestamps come from the
+span's end time. Not thread-safe by itself; the pipeline serialises access.
 """
 
 from __future__ import annotations
