@@ -147,6 +147,15 @@ class _RunTally:
     model_calls: int = 0
     tool_calls: int = 0
 
+    def add_call(self, layer: str, cost: TokenCost | None) -> None:
+        """Count one model or tool call of the run, and a model call's cost."""
+        if layer == catalog.LAYER_MODEL:
+            self.model_calls += 1
+            if cost is not None:
+                self.cost_usd += cost.total
+        else:
+            self.tool_calls += 1
+
 
 @dataclass(slots=True)
 class _ResolvedSeries:
@@ -199,8 +208,6 @@ class Aggregator:
         self.cache_savings = CounterFamily(catalog.CACHE_SAVINGS)
         self.unpriced_tokens = CounterFamily(catalog.UNPRICED_TOKENS)
         self.duration = HistogramFamily(catalog.OPERATION_DURATION)
-        self._duration_buckets = catalog.OPERATION_DURATION.buckets
-        self._duration_exemplars = catalog.OPERATION_DURATION.exemplars
         self.empty_responses = CounterFamily(catalog.EMPTY_RESPONSES)
         self.finish_reasons = CounterFamily(catalog.FINISH_REASONS)
         self.time_to_first_token = HistogramFamily(catalog.TIME_TO_FIRST_TOKEN)
@@ -319,14 +326,7 @@ class Aggregator:
                 cap.overflows += 1
         timestamp = end_time_unix_nano / 1e9
 
-        # The duration histogram, inlined (HistogramFamily.observe_into): every span has one.
-        state = series.duration_state
-        index = bisect_left(self._duration_buckets, duration)
-        state.bucket_counts[index] += 1
-        state.sum += duration
-        state.count += 1
-        if self._duration_exemplars:
-            state.exemplars[index] = (trace_id, span_id, duration, timestamp)
+        self.duration.observe_into(series.duration_state, duration, (trace_id, span_id, duration, timestamp))
         empty_responses = series.empty_responses_state
         if empty_responses is not None and empty_response:
             empty_responses.value += 1
@@ -410,28 +410,18 @@ class Aggregator:
         # Children end before their parent: each span adds its own part to the tally its children
         # left under its id, then hands the sum to its parent. An invoke_agent span reports it.
         tally = self._pending_runs.pop((trace_id, span_id), None)
-        if tally is None and parent_span_id and operation != semconv.OP_INVOKE_AGENT:
-            # A model or tool call with no children: its part goes straight to its parent's tally
-            # when a sibling already started one (most calls of a run), without a tally of its own.
-            parent = self._pending_runs.get((trace_id, parent_span_id)) if layer in _RUN_LAYERS else None
+        counts_a_call = layer in _RUN_LAYERS
+        if tally is None and counts_a_call and parent_span_id and operation != semconv.OP_INVOKE_AGENT:
+            # A call with no children goes straight into its parent's tally when a sibling already
+            # started one (most calls of a run), without a tally of its own.
+            parent = self._pending_runs.get((trace_id, parent_span_id))
             if parent is not None:
-                if layer == catalog.LAYER_MODEL:
-                    parent.model_calls += 1
-                    if cost is not None:
-                        parent.cost_usd += cost.total
-                else:
-                    parent.tool_calls += 1
+                parent.add_call(layer, cost)
                 return
-        if layer == catalog.LAYER_MODEL:
+        if counts_a_call:
             if tally is None:
                 tally = _RunTally()
-            tally.model_calls += 1
-            if cost is not None:
-                tally.cost_usd += cost.total
-        elif layer == catalog.LAYER_TOOL:
-            if tally is None:
-                tally = _RunTally()
-            tally.tool_calls += 1
+            tally.add_call(layer, cost)
         if operation == semconv.OP_INVOKE_AGENT:
             if tally is None:
                 tally = _RunTally()

@@ -473,13 +473,22 @@ def _key_value(entry: bytes, keep: frozenset[str] | None,
     return known
 
 
-def _pb_attributes(entries: Iterable[bytes], keep: frozenset[str] | None) -> dict[str, AttributeValue]:
-    """The wanted attributes of a view's serialized KeyValues, decoded (unset values skipped)."""
-    kept_by_bytes = None if keep is None else _kept_keys_by_bytes(keep)
+def _pb_attributes(entries: Iterable[bytes], keep: frozenset[str] | None,
+                   kept_by_bytes: dict[bytes, str] | None) -> dict[str, AttributeValue]:
+    """The wanted attributes of a view's serialized KeyValues, decoded (unset values skipped).
+
+    `kept_by_bytes` is `_kept_keys_by_bytes(keep)` (None when keep is None), looked up once per body.
+    """
     attributes: dict[str, AttributeValue] = {}
+    memo_get = _key_value_memo.get
     for entry in entries:
-        known = _key_value_memo.get(entry)
+        known = memo_get(entry)
         if known is None or (keep is not None and known[0] not in keep):
+            # An attribute nothing reads (ids, content, parameters), told by its key's bytes:
+            # skipped here, without a call.
+            if (kept_by_bytes is not None and len(entry) > 1 and entry[1] < 0x80
+                    and entry[0] == _TAG_KEY and entry[2:2 + entry[1]] not in kept_by_bytes):
+                continue
             known = _key_value(entry, keep, kept_by_bytes)
             if known is None:
                 continue
@@ -508,36 +517,19 @@ def _decode_protobuf(body: bytes, keep: frozenset[str] | None) -> list[SpanRecor
         raise MalformedRequest(f"body is not a valid protobuf ExportTraceServiceRequest: {error}") from error
     records: list[SpanRecord] = []
     append = records.append
-    memo_get = _key_value_memo.get
     kept_by_bytes = None if keep is None else _kept_keys_by_bytes(keep)
     new_tuple = tuple.__new__
     for resource_spans in request.resource_spans:
         # One dict per resource, shared by all its spans: the resource is the same object in OTLP.
-        resource_attributes = _pb_attributes(resource_spans.resource.attributes, keep)
+        resource_attributes = _pb_attributes(resource_spans.resource.attributes, keep, kept_by_bytes)
         for scope_spans in resource_spans.scope_spans:
             for span in scope_spans.spans:
-                # The attribute loop is inlined: it runs for every wanted attribute of every span.
-                attributes: dict[str, AttributeValue] = {}
-                for entry in span.attributes:
-                    known = memo_get(entry)
-                    if known is None or (keep is not None and known[0] not in keep):
-                        # An attribute nothing reads (ids, content, parameters), told by its key's
-                        # bytes: skipped here, without a call (`_key_value` checks the same).
-                        if (kept_by_bytes is not None and len(entry) > 1 and entry[1] < 0x80
-                                and entry[0] == _TAG_KEY and entry[2:2 + entry[1]] not in kept_by_bytes):
-                            continue
-                        known = _key_value(entry, keep, kept_by_bytes)
-                        if known is None:
-                            continue
-                    key, value = known
-                    if value is not None:
-                        attributes[key] = value
-                    else:  # unset: a key sent twice is what its last entry says
-                        attributes.pop(key, None)
+                attributes = _pb_attributes(span.attributes, keep, kept_by_bytes)
                 events = ()
                 if span.events:
                     events = tuple(
-                        SpanEvent(event.name, event.time_unix_nano, _pb_attributes(event.attributes, keep))
+                        SpanEvent(event.name, event.time_unix_nano,
+                                  _pb_attributes(event.attributes, keep, kept_by_bytes))
                         for event in span.events
                     )
                 # tuple.__new__ rather than SpanRecord(...): the same tuple without the Python-level
