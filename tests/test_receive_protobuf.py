@@ -120,6 +120,27 @@ def test_without_a_keep_filter_every_attribute_is_decoded(request):
     assert decode(request, keep=None) == reference_records(request, None)
 
 
+@settings(max_examples=50, deadline=None)
+@given(requests)
+def test_a_request_decoded_again_from_remembered_entries_gives_the_same_spans(request):
+    # Three times: an entry not kept is remembered as skipped when it is seen again, then hit.
+    assert [decode(request) for _ in range(3)] == [reference_records(request, KEEP)] * 3
+
+
+def test_a_parameter_that_is_not_kept_stays_skipped_once_remembered():
+    request = one_span(
+        KeyValue(key="gen_ai.request.temperature", value=AnyValue(double_value=0.2)),
+        KeyValue(key=semconv.OPERATION_NAME, value=AnyValue(string_value="chat")),
+    )
+    assert [decode(request)[0].attributes for _ in range(3)] == [{semconv.OPERATION_NAME: "chat"}] * 3
+
+
+def test_a_remembered_value_followed_by_an_unset_entry_of_its_key_is_absent():
+    body = body_with_raw_attributes([
+        (semconv.OPERATION_NAME, length_delimited(1, b"chat")), (semconv.OPERATION_NAME, b"")])
+    assert [decode_body(body)[0].attributes for _ in range(2)] == [{}, {}]
+
+
 def test_attributes_outside_the_keep_set_are_not_decoded():
     request = one_span(
         KeyValue(key=semconv.OPERATION_NAME, value=AnyValue(string_value="chat")),
@@ -290,7 +311,7 @@ def test_the_memos_of_decoded_values_and_entries_stay_bounded_whatever_values_ar
     distinct_values = [(f"attribute.{index}", b"\x18" + varint(index)) for index in range(100_000)]
     decode_body(body_with_raw_attributes(distinct_values), keep=None)
     assert (len(receive._attribute_value_memo) <= receive._MEMO_MAX_ENTRIES,
-            len(receive._key_value_memo) <= receive._MEMO_MAX_ENTRIES) == (True, True)
+            all(len(memo) <= receive._MEMO_MAX_ENTRIES for memo, _ in receive._entry_memos.values())) == (True, True)
 
 
 def test_an_attribute_entry_with_its_value_before_its_key_decodes_as_protobuf_reads_it():

@@ -16,7 +16,7 @@ import json
 import re
 import struct
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory
@@ -302,10 +302,16 @@ _MEMO_MAX_ARRAY_ITEMS = 4
 _MEMO_MAX_ENTRIES = 16384
 _attribute_value_memo: dict[bytes, AttributeValue | None] = {}
 _NOT_MEMOIZED = object()
-# The memo of whole attribute entries of kept keys: serialized KeyValue -> (key, value), under the
-# same rules and limits as the memo of values. Shared by pipelines that keep different keys, so a
-# hit is used only if the key is kept.
-_key_value_memo: dict[bytes, tuple[str, AttributeValue | None]] = {}
+# The memo of whole attribute entries, one per keep set: serialized KeyValue -> (key, value), under
+# the same rules and limits as the memo of values. It holds entries of kept keys with a value, and
+# entries of other keys as _SKIPPED_ENTRY once they recur (see _EntryReader), so that a hit needs no
+# further test. A process has one keep set per pipeline: a handful; only the last few are kept.
+_entry_memos: dict[frozenset[str] | None, tuple[dict[bytes, tuple[object, object]], set[bytes]]] = {}
+_ENTRY_MEMO_KEEP_SETS = 4
+# Entries of keys that are not kept, seen once lately: memoized (as skipped) when seen again before
+# this set fills up and starts over. Parameters (a temperature, a server address) recur within a
+# few spans and are then looked up like the rest; ids, which do not recur, never crowd the memo.
+_SEEN_ONCE_MAX_ENTRIES = 1024
 # Kept keys by their bytes, per keep set (a process has one per pipeline: a handful).
 _kept_keys_memo: dict[frozenset[str], dict[bytes, str]] = {}
 _KEPT_KEYS_MEMO_MAX_ENTRIES = 16
@@ -436,67 +442,112 @@ def _kept_keys_by_bytes(keep: frozenset[str]) -> dict[bytes, str]:
     return by_bytes
 
 
-def _key_value(entry: bytes, keep: frozenset[str] | None,
-               kept_by_bytes: dict[bytes, str] | None) -> tuple[str, AttributeValue | None] | None:
-    """Key and value of a serialized KeyValue, or None when its key is not kept.
+def _entry_memo(keep: frozenset[str] | None) -> tuple[dict[bytes, tuple[object, object]], set[bytes]]:
+    """The memo of whole entries for `keep` and its entries seen once, looked up once per body."""
+    memo = _entry_memos.get(keep)
+    if memo is None:
+        if len(_entry_memos) >= _ENTRY_MEMO_KEEP_SETS:
+            _entry_memos.clear()
+        memo = _entry_memos[keep] = ({}, set())
+    return memo
 
-    The slow path behind the memo lookup of whole entries, which it fills when it may. An entry
-    laid out as encoders write it (key, then value, lengths under 128 bytes) is split right here,
-    its key matched by its bytes: attributes nothing reads cost no decoding and never take a
-    place in the memo.
-    """
-    key = raw = None
-    if kept_by_bytes is not None and len(entry) > 1 and entry[0] == _TAG_KEY and entry[1] < 0x80:
-        key_end = 2 + entry[1]
-        key = kept_by_bytes.get(entry[2:key_end])
-        if key is None:
-            return None
-        if key_end == len(entry):
-            raw = b""
-        elif (key_end + 1 < len(entry) and entry[key_end] == _TAG_VALUE and entry[key_end + 1] < 0x80
-              and key_end + 2 + entry[key_end + 1] == len(entry)):
-            raw = entry[key_end + 2:]
-    if raw is None:
-        key, raw = _split_key_value(entry)
-        if keep is not None and key not in keep:
-            return None
-    value = None
-    if raw:
+
+class _Marker:
+    """A marker among the (key, value) pairs of one span's entries."""
+
+
+# The key of the entries that are not kept: taken out of the attributes once they are all read.
+_SKIPPED = _Marker()
+_SKIPPED_ENTRY = (_SKIPPED, None)
+# The value of an entry without one: its key is taken out of the attributes.
+_UNSET = _Marker()
+
+
+class _EntryReader:
+    """How the attribute entries of one body are read: which keys are kept, and their memo."""
+
+    __slots__ = ("keep", "kept_by_bytes", "memo", "seen_once")
+
+    def __init__(self, keep: frozenset[str] | None) -> None:
+        self.keep = keep
+        self.kept_by_bytes = None if keep is None else _kept_keys_by_bytes(keep)
+        self.memo, self.seen_once = _entry_memo(keep)
+
+    def read(self, entry: bytes) -> tuple[object, object]:
+        """(key, value) of an entry that is not in the memo, which it fills when it may.
+
+        _SKIPPED_ENTRY when the key is not kept; _UNSET as the value when there is none. An entry
+        laid out as encoders write it (key, then value, lengths under 128 bytes) is split right
+        here, its key matched by its bytes: attributes nothing reads (ids, content, parameters)
+        cost no decoding.
+        """
+        key = raw = None
+        kept_by_bytes = self.kept_by_bytes
+        if kept_by_bytes is not None and len(entry) > 1 and entry[0] == _TAG_KEY and entry[1] < 0x80:
+            key_end = 2 + entry[1]
+            key = kept_by_bytes.get(entry[2:key_end])
+            if key is None:
+                return self._skipped(entry)
+            if key_end == len(entry):
+                raw = b""
+            elif (key_end + 1 < len(entry) and entry[key_end] == _TAG_VALUE and entry[key_end + 1] < 0x80
+                  and key_end + 2 + entry[key_end + 1] == len(entry)):
+                raw = entry[key_end + 2:]
+        if raw is None:
+            key, raw = _split_key_value(entry)
+            if self.keep is not None and key not in self.keep:
+                return self._skipped(entry)
+        if not raw:
+            return key, _UNSET
         value = _attribute_value_memo.get(raw, _NOT_MEMOIZED)
         if value is _NOT_MEMOIZED:
             value = _attribute_value(key, raw)
-    known = (key, value)
-    if len(entry) <= _MEMO_MAX_RAW_BYTES and _is_memoizable(value):
-        if len(_key_value_memo) >= _MEMO_MAX_ENTRIES:
-            _key_value_memo.clear()
-        _key_value_memo[entry] = known
-    return known
+        if value is None:
+            return key, _UNSET
+        known = (key, value)
+        if len(entry) <= _MEMO_MAX_RAW_BYTES and _is_memoizable(value):
+            self._remember(entry, known)
+        return known
+
+    def _skipped(self, entry: bytes) -> tuple[object, object]:
+        """_SKIPPED_ENTRY, remembered for an entry seen lately."""
+        if len(entry) <= _MEMO_MAX_RAW_BYTES:
+            seen_once = self.seen_once
+            if entry in seen_once:
+                self._remember(entry, _SKIPPED_ENTRY)
+            else:
+                if len(seen_once) >= _SEEN_ONCE_MAX_ENTRIES:
+                    seen_once.clear()
+                seen_once.add(entry)
+        return _SKIPPED_ENTRY
+
+    def _remember(self, entry: bytes, known: tuple[object, object]) -> None:
+        memo = self.memo
+        if len(memo) >= _MEMO_MAX_ENTRIES:
+            memo.clear()
+        memo[entry] = known
 
 
-def _pb_attributes(entries: Iterable[bytes], keep: frozenset[str] | None,
-                   kept_by_bytes: dict[bytes, str] | None) -> dict[str, AttributeValue]:
+def _pb_attributes(entries: Sequence[bytes], reader: _EntryReader) -> dict[str, AttributeValue]:
     """The wanted attributes of a view's serialized KeyValues, decoded (unset values skipped).
 
-    `kept_by_bytes` is `_kept_keys_by_bytes(keep)` (None when keep is None), looked up once per body.
+    Most entries are found whole in the memo (the operation, the model, the agent, the tier, the
+    parameters): a lookup and a store each. A key sent twice is what its last entry says,
+    including unset.
     """
-    attributes: dict[str, AttributeValue] = {}
-    memo_get = _key_value_memo.get
-    for entry in entries:
+    attributes: dict[Any, Any] = {}
+    memo_get = reader.memo.get
+    unset = False
+    for entry in entries[:]:  # a list made in one call: cheaper than iterating the protobuf container
         known = memo_get(entry)
-        if known is None or (keep is not None and known[0] not in keep):
-            # An attribute nothing reads (ids, content, parameters), told by its key's bytes:
-            # skipped here, without a call.
-            if (kept_by_bytes is not None and len(entry) > 1 and entry[1] < 0x80
-                    and entry[0] == _TAG_KEY and entry[2:2 + entry[1]] not in kept_by_bytes):
-                continue
-            known = _key_value(entry, keep, kept_by_bytes)
-            if known is None:
-                continue
-        key, value = known
-        if value is not None:
-            attributes[key] = value
-        else:  # unset: a key sent twice is what its last entry says
-            attributes.pop(key, None)
+        if known is None:
+            known = reader.read(entry)
+            unset = unset or known[1] is _UNSET
+        attributes[known[0]] = known[1]
+    attributes.pop(_SKIPPED, None)
+    if unset:
+        for key in [key for key, value in attributes.items() if value is _UNSET]:
+            del attributes[key]
     return attributes
 
 
@@ -517,19 +568,19 @@ def _decode_protobuf(body: bytes, keep: frozenset[str] | None) -> list[SpanRecor
         raise MalformedRequest(f"body is not a valid protobuf ExportTraceServiceRequest: {error}") from error
     records: list[SpanRecord] = []
     append = records.append
-    kept_by_bytes = None if keep is None else _kept_keys_by_bytes(keep)
+    reader = _EntryReader(keep)
     new_tuple = tuple.__new__
     for resource_spans in request.resource_spans:
         # One dict per resource, shared by all its spans: the resource is the same object in OTLP.
-        resource_attributes = _pb_attributes(resource_spans.resource.attributes, keep, kept_by_bytes)
+        resource_attributes = _pb_attributes(resource_spans.resource.attributes, reader)
         for scope_spans in resource_spans.scope_spans:
             for span in scope_spans.spans:
-                attributes = _pb_attributes(span.attributes, keep, kept_by_bytes)
+                attributes = _pb_attributes(span.attributes, reader)
                 events = ()
                 if span.events:
                     events = tuple(
                         SpanEvent(event.name, event.time_unix_nano,
-                                  _pb_attributes(event.attributes, keep, kept_by_bytes))
+                                  _pb_attributes(event.attributes, reader))
                         for event in span.events
                     )
                 # tuple.__new__ rather than SpanRecord(...): the same tuple without the Python-level
