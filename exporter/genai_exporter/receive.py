@@ -204,11 +204,12 @@ def _gunzip(body: bytes, limit: int) -> bytes:
 # tier arrive on span after span: `gen_ai.operation.name = chat` is the same few bytes every time),
 # which gives its key and value at once. An entry not in the memo is first matched by its key's
 # bytes against the kept keys: the ids, content and parameters nothing reads are skipped there,
-# undecoded and never memoized (they rarely repeat). A kept entry is split by hand when it is
-# laid out as encoders write it (key, then value), else by the generated KeyValue class, and its
-# value decoded by `_attribute_value` (by hand when it is one scalar field, else with the
-# generated AnyValue class, through a memo of values). For a key sent twice, the last value wins,
-# as it does when a repeated KeyValue is read into a dict.
+# undecoded; one that recurs within a few spans (a temperature, a server address) is then
+# remembered as skipped, while ids, which do not recur, are not memoized. A kept entry is split by
+# hand when it is laid out as encoders write it (key, then value), else by the generated KeyValue
+# class, and its value decoded by `_attribute_value` (by hand when it is one scalar field, else
+# with the generated AnyValue class, through a memo of values). For a key sent twice, the last
+# value wins, as it does when a repeated KeyValue is read into a dict.
 #
 # The price: fields the view leaves out, and the attributes that are not kept, are only checked
 # for well-formed wire encoding (framing), not for valid content or UTF-8, so a span whose
