@@ -314,6 +314,15 @@ def test_the_memos_of_decoded_values_and_entries_stay_bounded_whatever_values_ar
             all(len(memo) <= receive._MEMO_MAX_ENTRIES for memo, _ in receive._entry_memos.values())) == (True, True)
 
 
+def test_the_memo_stays_bounded_when_distinct_entries_of_keys_not_kept_each_recur():
+    # Each distinct response id sent twice in a row: every one is remembered as skipped.
+    recurring_ids = [("gen_ai.response.id", length_delimited(1, f"chatcmpl-{index:08d}".encode()))
+                     for index in range(40_000) for _ in range(2)]
+    decode_body(body_with_raw_attributes(recurring_ids))
+    memo, seen_once = receive._entry_memos[KEEP]
+    assert (len(memo) <= receive._MEMO_MAX_ENTRIES, len(seen_once) <= receive._SEEN_ONCE_MAX_ENTRIES) == (True, True)
+
+
 def test_an_attribute_entry_with_its_value_before_its_key_decodes_as_protobuf_reads_it():
     entry = length_delimited(2, length_delimited(1, b"chat")) + length_delimited(1, semconv.OPERATION_NAME.encode())
     span = length_delimited(1, bytes(16)) + length_delimited(2, bytes(8)) + length_delimited(9, entry)
