@@ -93,13 +93,18 @@ def length_delimited(number: int, payload: bytes) -> bytes:
     return varint(number << 3 | 2) + varint(len(payload)) + payload
 
 
+def body_with_span_fields(*fields: bytes) -> bytes:
+    """The protobuf body of one span with zero ids and these serialized Span fields, as sent."""
+    span = length_delimited(1, bytes(16)) + length_delimited(2, bytes(8)) + b"".join(fields)
+    return length_delimited(1, length_delimited(2, length_delimited(2, span)))  # ResourceSpans, ScopeSpans, Span
+
+
 def body_with_raw_attributes(attributes: Sequence[tuple[str, bytes]]) -> bytes:
     """The protobuf body of one span with these attributes, each value a serialized AnyValue as sent."""
-    span = length_delimited(1, bytes(16)) + length_delimited(2, bytes(8)) + b"".join(
+    return body_with_span_fields(*(
         length_delimited(9, length_delimited(1, key.encode()) + length_delimited(2, value))  # Span.attributes
         for key, value in attributes
-    )
-    return length_delimited(1, length_delimited(2, length_delimited(2, span)))  # ResourceSpans, ScopeSpans, Span
+    ))
 
 
 def protobuf_body(spans: Sequence[SpanRecord]) -> bytes:

@@ -15,7 +15,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Sp
 from genai_exporter import receive, semconv
 from genai_exporter.receive import MalformedRequest, decode_export_request
 from genai_exporter.records import AttributeValue, SpanEvent, SpanRecord
-from tests.otlpwire import body_with_raw_attributes, length_delimited, varint
+from tests.otlpwire import body_with_raw_attributes, body_with_span_fields, length_delimited, varint
 
 PROTOBUF = "application/x-protobuf"
 KEEP = frozenset({semconv.OPERATION_NAME, semconv.PROVIDER_NAME, semconv.INPUT_TOKENS, semconv.SERVICE_NAME})
@@ -133,12 +133,6 @@ def test_a_parameter_that_is_not_kept_stays_skipped_once_remembered():
         KeyValue(key=semconv.OPERATION_NAME, value=AnyValue(string_value="chat")),
     )
     assert [decode(request)[0].attributes for _ in range(3)] == [{semconv.OPERATION_NAME: "chat"}] * 3
-
-
-def test_a_remembered_value_followed_by_an_unset_entry_of_its_key_is_absent():
-    body = body_with_raw_attributes([
-        (semconv.OPERATION_NAME, length_delimited(1, b"chat")), (semconv.OPERATION_NAME, b"")])
-    assert [decode_body(body)[0].attributes for _ in range(2)] == [{}, {}]
 
 
 def test_attributes_outside_the_keep_set_are_not_decoded():
@@ -310,8 +304,9 @@ def test_spans_with_the_same_kvlist_value_get_dicts_of_their_own():
 def test_the_memos_of_decoded_values_and_entries_stay_bounded_whatever_values_arrive():
     distinct_values = [(f"attribute.{index}", b"\x18" + varint(index)) for index in range(100_000)]
     decode_body(body_with_raw_attributes(distinct_values), keep=None)
+    entry_memo_sizes = [len(reader.memo) for reader in receive._entry_readers.values()]
     assert (len(receive._attribute_value_memo) <= receive._MEMO_MAX_ENTRIES,
-            all(len(memo) <= receive._MEMO_MAX_ENTRIES for memo, _ in receive._entry_memos.values())) == (True, True)
+            max(entry_memo_sizes) <= receive._MEMO_MAX_ENTRIES) == (True, True)
 
 
 def test_the_memo_stays_bounded_when_distinct_entries_of_keys_not_kept_each_recur():
@@ -319,36 +314,36 @@ def test_the_memo_stays_bounded_when_distinct_entries_of_keys_not_kept_each_recu
     recurring_ids = [("gen_ai.response.id", length_delimited(1, f"chatcmpl-{index:08d}".encode()))
                      for index in range(40_000) for _ in range(2)]
     decode_body(body_with_raw_attributes(recurring_ids))
-    memo, seen_once = receive._entry_memos[KEEP]
-    assert (len(memo) <= receive._MEMO_MAX_ENTRIES, len(seen_once) <= receive._SEEN_ONCE_MAX_ENTRIES) == (True, True)
+    reader = receive._entry_readers[KEEP]
+    assert (len(reader.memo) <= receive._MEMO_MAX_ENTRIES,
+            len(reader.seen_once) <= receive._SEEN_ONCE_MAX_ENTRIES) == (True, True)
 
 
 def test_an_attribute_entry_with_its_value_before_its_key_decodes_as_protobuf_reads_it():
     entry = length_delimited(2, length_delimited(1, b"chat")) + length_delimited(1, semconv.OPERATION_NAME.encode())
-    span = length_delimited(1, bytes(16)) + length_delimited(2, bytes(8)) + length_delimited(9, entry)
-    body = length_delimited(1, length_delimited(2, length_delimited(2, span)))
+    body = body_with_span_fields(length_delimited(9, entry))
     assert decode_body(body)[0].attributes == {semconv.OPERATION_NAME: "chat"}
 
 
 def test_an_attribute_key_that_is_not_utf8_is_a_400_when_every_key_is_read():
-    span = length_delimited(1, bytes(16)) + length_delimited(2, bytes(8)) + length_delimited(
-        9, length_delimited(1, b"user.\xfftier") + length_delimited(2, length_delimited(1, b"pro")))
+    body = body_with_span_fields(length_delimited(
+        9, length_delimited(1, b"user.\xfftier") + length_delimited(2, length_delimited(1, b"pro"))))
     with pytest.raises(MalformedRequest) as raised:
-        decode_body(length_delimited(1, length_delimited(2, length_delimited(2, span))), keep=None)
+        decode_body(body, keep=None)
     assert (raised.value.http_status, raised.value.message) == (
         400, "body is not a valid protobuf ExportTraceServiceRequest: an attribute key is not valid UTF-8")
 
 
 def test_an_attribute_key_that_is_not_utf8_is_skipped_like_any_key_not_kept():
-    span = length_delimited(1, bytes(16)) + length_delimited(2, bytes(8)) + length_delimited(
-        9, length_delimited(1, b"user.\xfftier") + length_delimited(2, length_delimited(1, b"pro")))
-    assert decode_body(length_delimited(1, length_delimited(2, length_delimited(2, span))))[0].attributes == {}
+    body = body_with_span_fields(length_delimited(
+        9, length_delimited(1, b"user.\xfftier") + length_delimited(2, length_delimited(1, b"pro"))))
+    assert decode_body(body)[0].attributes == {}
 
 
-def test_a_key_whose_last_entry_has_no_value_is_absent():
+def test_a_key_whose_last_entry_has_no_value_is_absent_also_once_its_value_is_remembered():
     body = body_with_raw_attributes([
         (semconv.OPERATION_NAME, length_delimited(1, b"chat")), (semconv.OPERATION_NAME, b"")])
-    assert decode_body(body)[0].attributes == {}
+    assert [decode_body(body)[0].attributes for _ in range(2)] == [{}, {}]
 
 
 def test_an_attribute_remembered_for_a_pipeline_that_keeps_it_is_skipped_by_one_that_does_not():
@@ -360,8 +355,7 @@ def test_an_attribute_remembered_for_a_pipeline_that_keeps_it_is_skipped_by_one_
 
 
 def test_a_span_status_that_is_not_a_valid_status_message_is_a_400():
-    span = length_delimited(1, bytes(16)) + length_delimited(2, bytes(8)) + length_delimited(15, b"\x18")
-    body = length_delimited(1, length_delimited(2, length_delimited(2, span)))
+    body = body_with_span_fields(length_delimited(15, b"\x18"))
     with pytest.raises(MalformedRequest) as raised:
         decode_body(body)
     assert (raised.value.http_status, raised.value.message) == (400, (

@@ -303,19 +303,14 @@ _MEMO_MAX_ARRAY_ITEMS = 4
 _MEMO_MAX_ENTRIES = 16384
 _attribute_value_memo: dict[bytes, AttributeValue | None] = {}
 _NOT_MEMOIZED = object()
-# The memo of whole attribute entries, one per keep set: serialized KeyValue -> (key, value), under
-# the same rules and limits as the memo of values. It holds entries of kept keys with a value, and
-# entries of other keys as _SKIPPED_ENTRY once they recur (see _EntryReader), so that a hit needs no
-# further test. A process has one keep set per pipeline: a handful; only the last few are kept.
-_entry_memos: dict[frozenset[str] | None, tuple[dict[bytes, tuple[object, object]], set[bytes]]] = {}
-_ENTRY_MEMO_KEEP_SETS = 4
+# The readers of attribute entries, one per keep set, each with its memo of whole entries
+# (see _EntryReader). A process has one keep set per pipeline: a handful; the last few are kept.
+_entry_readers: dict[frozenset[str] | None, _EntryReader] = {}
+_ENTRY_READER_KEEP_SETS = 4
 # Entries of keys that are not kept, seen once lately: memoized (as skipped) when seen again before
 # this set fills up and starts over. Parameters (a temperature, a server address) recur within a
 # few spans and are then looked up like the rest; ids, which do not recur, never crowd the memo.
 _SEEN_ONCE_MAX_ENTRIES = 1024
-# Kept keys by their bytes, per keep set (a process has one per pipeline: a handful).
-_kept_keys_memo: dict[frozenset[str], dict[bytes, str]] = {}
-_KEPT_KEYS_MEMO_MAX_ENTRIES = 16
 # Tags of the two KeyValue fields, key (1) and value (2), both length-delimited.
 _TAG_KEY = 1 << 3 | 2
 _TAG_VALUE = 2 << 3 | 2
@@ -410,7 +405,11 @@ def _attribute_value(key: str, raw: bytes) -> AttributeValue | None:
 
 
 def _split_key_value(entry: bytes) -> tuple[str, bytes | None]:
-    """The key and the serialized AnyValue (None: no value) of a serialized KeyValue."""
+    """The key and the serialized AnyValue (None: no value) of a serialized KeyValue.
+
+    The general case behind `_EntryReader.read`, which splits the common layout (one-byte lengths)
+    itself, so that a key nothing reads is matched by its bytes without a call.
+    """
     try:
         if entry and entry[0] == _TAG_KEY:
             key_length = _varint(entry, 1)
@@ -433,26 +432,6 @@ def _split_key_value(entry: bytes) -> tuple[str, bytes | None]:
                                f"an attribute is not a valid KeyValue: {error}") from error
 
 
-def _kept_keys_by_bytes(keep: frozenset[str]) -> dict[bytes, str]:
-    """The kept keys by their UTF-8 bytes, so that an entry's key is matched before it is decoded."""
-    by_bytes = _kept_keys_memo.get(keep)
-    if by_bytes is None:
-        if len(_kept_keys_memo) >= _KEPT_KEYS_MEMO_MAX_ENTRIES:
-            _kept_keys_memo.clear()
-        by_bytes = _kept_keys_memo[keep] = {key.encode(): key for key in keep}
-    return by_bytes
-
-
-def _entry_memo(keep: frozenset[str] | None) -> tuple[dict[bytes, tuple[object, object]], set[bytes]]:
-    """The memo of whole entries for `keep` and its entries seen once, looked up once per body."""
-    memo = _entry_memos.get(keep)
-    if memo is None:
-        if len(_entry_memos) >= _ENTRY_MEMO_KEEP_SETS:
-            _entry_memos.clear()
-        memo = _entry_memos[keep] = ({}, set())
-    return memo
-
-
 class _Marker:
     """A marker among the (key, value) pairs of one span's entries."""
 
@@ -465,14 +444,21 @@ _UNSET = _Marker()
 
 
 class _EntryReader:
-    """How the attribute entries of one body are read: which keys are kept, and their memo."""
+    """How attribute entries are read for one keep set: the kept keys by their bytes, and the memo.
+
+    The memo maps a serialized KeyValue to its (key, value), under the same rules and limits as
+    the memo of values: entries of kept keys with a value, and entries of other keys as
+    _SKIPPED_ENTRY once they recur, so that a hit needs no further test.
+    """
 
     __slots__ = ("keep", "kept_by_bytes", "memo", "seen_once")
 
     def __init__(self, keep: frozenset[str] | None) -> None:
         self.keep = keep
-        self.kept_by_bytes = None if keep is None else _kept_keys_by_bytes(keep)
-        self.memo, self.seen_once = _entry_memo(keep)
+        # Kept keys by their UTF-8 bytes, so that an entry's key is matched before it is decoded.
+        self.kept_by_bytes = None if keep is None else {key.encode(): key for key in keep}
+        self.memo: dict[bytes, tuple[object, object]] = {}
+        self.seen_once: set[bytes] = set()
 
     def read(self, entry: bytes) -> tuple[object, object]:
         """(key, value) of an entry that is not in the memo, which it fills when it may.
@@ -529,6 +515,16 @@ class _EntryReader:
         memo[entry] = known
 
 
+def _entry_reader(keep: frozenset[str] | None) -> _EntryReader:
+    """The reader of attribute entries for `keep`, looked up once per body."""
+    reader = _entry_readers.get(keep)
+    if reader is None:
+        if len(_entry_readers) >= _ENTRY_READER_KEEP_SETS:
+            _entry_readers.clear()
+        reader = _entry_readers[keep] = _EntryReader(keep)
+    return reader
+
+
 def _pb_attributes(entries: Sequence[bytes], reader: _EntryReader) -> dict[str, AttributeValue]:
     """The wanted attributes of a view's serialized KeyValues, decoded (unset values skipped).
 
@@ -569,7 +565,7 @@ def _decode_protobuf(body: bytes, keep: frozenset[str] | None) -> list[SpanRecor
         raise MalformedRequest(f"body is not a valid protobuf ExportTraceServiceRequest: {error}") from error
     records: list[SpanRecord] = []
     append = records.append
-    reader = _EntryReader(keep)
+    reader = _entry_reader(keep)
     new_tuple = tuple.__new__
     for resource_spans in request.resource_spans:
         # One dict per resource, shared by all its spans: the resource is the same object in OTLP.

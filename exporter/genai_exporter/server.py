@@ -19,14 +19,13 @@ keeps it until its spans are aggregated and it is answered; a request that finds
 in genai_exporter_otlp_requests_total{code="503"} (the listener's only 503s are this one and the
 refusals while shutting down). Bodies are read side by side, but one request at a time is decoded
 and aggregated (the `processing` lock): the GIL runs one of them at a time anyway, and letting two
-interleave cost about a quarter more CPU per span in `python -m bench ingest` (GIL hand-offs, two
-requests' decoded spans alive at once). Why not a queue and a worker: a worker would add no
-throughput; what it would add is a second buffer of decoded spans to bound, 200 answers for spans
-not yet counted (lost on a crash, and no partial-success report, which needs the spans normalised),
-and a queue to drain on shutdown. Here memory is bounded by max_concurrent_requests bodies (each at
-most max_request_bytes, and max_decompressed_bytes once decompressed) plus the decoded spans of the
-request being processed; a 200 means the spans are counted; and draining on shutdown is waiting for
-the requests in flight.
+interleave only adds GIL hand-offs and keeps two requests' decoded spans alive at once. Why not a
+queue and a worker: a worker would add no throughput; what it would add is a second buffer of
+decoded spans to bound, 200 answers for spans not yet counted (lost on a crash, and no
+partial-success report, which needs the spans normalised), and a queue to drain on shutdown. Here
+memory is bounded by max_concurrent_requests bodies (each at most max_request_bytes, and
+max_decompressed_bytes once decompressed) plus the decoded spans of the request being processed; a
+200 means the spans are counted; and draining on shutdown is waiting for the requests in flight.
 
 Shutdown (`RunningServers.shutdown`): stop accepting, close idle keep-alive connections, let every
 request already read finish (aggregated and answered, with `Connection: close`), for at most

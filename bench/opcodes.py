@@ -1,0 +1,81 @@
+"""Python bytecodes per span of the OTLP path, by function: where the interpreter spends its work.
+
+Not a goal of the issue but a third view of benchmark 1, beside `stages` (time) and
+`instructions` (CPU instructions): the path is Python, and each bytecode costs the interpreter
+loop a few dozen instructions, so the functions that execute the most bytecodes per span are the
+ones to make cheaper. Counted exactly with `sys.settrace` opcode events (which make the code
+slower, not different) over one 1000-span body, after the whole path has seen every body once, as
+a running exporter has. Deterministic but for the trace and span ids the SDK draws at random.
+
+    python -m bench opcodes [--top 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from bench.common import header, machine
+from bench.ingest import BATCH_SIZE
+from bench.workload import agent_spans, describe, otlp_bodies
+from genai_exporter.config import Config
+from genai_exporter.pipeline import Pipeline
+from genai_exporter.pricing import load_price_table
+from genai_exporter.receive import CONTENT_TYPE_PROTOBUF, decode_export_request
+
+_MAX_BODY = 1 << 26
+_SPANS = 20_000
+
+
+def count_opcodes(work: Any) -> Counter[str]:
+    """Bytecodes executed by `work()`, by function ("module.py:function")."""
+    counts: Counter[str] = Counter()
+
+    def trace(frame: FrameType, event: str, _: object) -> Any:
+        frame.f_trace_opcodes = True
+        if event == "opcode":
+            code = frame.f_code
+            counts[f"{Path(code.co_filename).name}:{code.co_name}"] += 1
+        return trace
+
+    sys.settrace(trace)
+    try:
+        work()
+    finally:
+        sys.settrace(None)
+    return counts
+
+
+def run(top: int) -> list[object]:
+    """Warm the path up over every body, then count the bytecodes of one more body; print them."""
+    spans = agent_spans(_SPANS)
+    bodies = otlp_bodies(spans, BATCH_SIZE)
+    pipeline = Pipeline(Config(), load_price_table())
+    keep = pipeline.keep_attributes
+
+    def ingest(body: bytes) -> None:
+        pipeline.ingest(decode_export_request(body, CONTENT_TYPE_PROTOBUF, None, _MAX_BODY, keep))
+
+    for body in bodies:
+        ingest(body)
+    counts = count_opcodes(lambda: ingest(bodies[len(bodies) // 2]))
+    header("opcodes: Python bytecodes per span of the whole OTLP path (receive + Pipeline.ingest)", [
+        machine(), f"workload: {describe(spans)}; warm-up over {len(bodies)} bodies, then one body counted"])
+    print(f"   {'all functions':<50} {sum(counts.values()) / BATCH_SIZE:>10,.1f} bytecodes/span")
+    for function, count in counts.most_common(top):
+        print(f"   {function:<50} {count / BATCH_SIZE:>10,.1f}")
+    return []
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags of this profile."""
+    parser.add_argument("--top", type=int, default=15, help="functions shown (default %(default)s)")
+
+
+def main(args: argparse.Namespace) -> list[object]:
+    """Entry point of `python -m bench opcodes`."""
+    return run(args.top)
