@@ -4,8 +4,9 @@ Not a goal of the issue but a second view of benchmark 1 that the shared machine
 the number of instructions a piece of code executes does not depend on what else runs, while its
 time on this machine moves by a third from one round to the next. Each figure is counted by
 `valgrind --tool=callgrind` in a process of its own (`bench.instructions_worker`), over the same
-bodies, once its memos and series exist (a warm-up pass is not counted): the instructions of
-the run minus those of the same process doing only the setup and the warm-up. Instructions are
+bodies, once its memos and series exist: a warm-up over spans of their own, not counted, then the
+measured spans (`workload.fresh_spans`: the same call sites, new ids and token counts). The
+instructions of the run minus those of the same process doing only the setup and the warm-up. Instructions are
 not time: the floor's are mostly C (upb) and run more of them per cycle than the exporter's
 Python does, so this ratio reads higher than the time one. About two minutes per 4,000 spans.
 
@@ -25,8 +26,8 @@ from pathlib import Path
 
 from bench.common import header, machine
 from bench.ingest import BATCH_SIZE
-from bench.instructions_worker import PASSES, STAGES
-from bench.workload import agent_spans, describe, otlp_bodies
+from bench.instructions_worker import STAGES
+from bench.workload import describe, fresh_spans, otlp_bodies
 
 _COLLECTED = re.compile(r"Collected : (\d+)")
 
@@ -49,15 +50,16 @@ def run(span_count: int) -> list[object]:
     if shutil.which("valgrind") is None:
         print("valgrind is not installed (Debian package valgrind): nothing counted")
         return []
-    spans = agent_spans(span_count)
+    warm_up_bodies = otlp_bodies(fresh_spans(span_count, 0), BATCH_SIZE)
+    spans = fresh_spans(span_count, 1)
     bodies = otlp_bodies(spans, BATCH_SIZE)
-    header("instructions: CPU instructions per span (valgrind callgrind), after a warm-up pass", [
+    header("instructions: CPU instructions per span (valgrind callgrind), after a warm-up over other spans", [
         machine(), f"workload: {describe(spans)}; {len(bodies)} bodies of {BATCH_SIZE} spans"])
     with tempfile.TemporaryDirectory() as directory:
         bodies_file = Path(directory) / "bodies.pickle"
-        bodies_file.write_bytes(pickle.dumps(bodies))
+        bodies_file.write_bytes(pickle.dumps((warm_up_bodies, bodies)))
         setup = _instructions(bodies_file, "none")
-        per_span = {stage: (_instructions(bodies_file, stage) - setup) / (PASSES * span_count)
+        per_span = {stage: (_instructions(bodies_file, stage) - setup) / span_count
                     for stage in STAGES if stage != "none"}
     for stage, count in per_span.items():
         print(f"   {STAGES[stage]:<55} {count:>10,.0f} instructions/span")

@@ -1,8 +1,9 @@
 """The process `bench instructions` counts: `python -m bench.instructions_worker BODIES STAGE`.
 
-Loads pickled OTLP bodies, builds the pipeline of `genai-exporter serve` with the default
-configuration, runs the whole path over every body once (the warm-up: series, memos and caches
-exist from then on), then runs STAGE over every body PASSES more times. Stage "none" stops after
+Loads two pickled lists of OTLP bodies (the warm-up's and the measured ones, spans of their own),
+builds the pipeline of `genai-exporter serve` with the default configuration, runs the whole path
+over the warm-up bodies (series, memos and caches exist from then on, as in a running exporter),
+then runs STAGE once over the measured bodies, which it has not seen. Stage "none" stops after
 the warm-up, so that its count can be subtracted from the others.
 """
 
@@ -19,7 +20,6 @@ from genai_exporter.pipeline import Pipeline
 from genai_exporter.pricing import load_price_table
 from genai_exporter.receive import CONTENT_TYPE_PROTOBUF, decode_export_request
 
-PASSES = 2
 STAGES = {
     "none": "setup and warm-up only",
     "floor": "floor: protobuf decode + one attribute pass",
@@ -31,24 +31,22 @@ _MAX_BODY = 1 << 26
 
 def main(argv: Sequence[str]) -> int:
     """Run the warm-up, then the stage named by argv[1] over the bodies in the file argv[0]."""
-    bodies: list[bytes] = pickle.loads(Path(argv[0]).read_bytes())
+    warm_up_bodies, bodies = pickle.loads(Path(argv[0]).read_bytes())
     stage = argv[1]
     pipeline = Pipeline(Config(), load_price_table())
     keep = pipeline.keep_attributes
 
-    def whole() -> None:
+    def whole(bodies: list[bytes]) -> None:
         for body in bodies:
             pipeline.ingest(decode_export_request(body, CONTENT_TYPE_PROTOBUF, None, _MAX_BODY, keep))
 
-    def receive() -> None:
+    def receive(bodies: list[bytes]) -> None:
         for body in bodies:
             decode_export_request(body, CONTENT_TYPE_PROTOBUF, None, _MAX_BODY, keep)
 
-    whole()
-    work = {"none": lambda: None, "floor": lambda: decode_floor(bodies), "receive": receive, "whole": whole}[stage]
-    if stage != "none":
-        for _ in range(PASSES):
-            work()
+    whole(warm_up_bodies)
+    work = {"none": lambda _: None, "floor": decode_floor, "receive": receive, "whole": whole}[stage]
+    work(bodies)
     return 0
 
 

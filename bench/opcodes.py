@@ -4,8 +4,9 @@ Not a goal of the issue but a third view of benchmark 1, beside `stages` (time) 
 `instructions` (CPU instructions): the path is Python, and each bytecode costs the interpreter
 loop a few dozen instructions, so the functions that execute the most bytecodes per span are the
 ones to make cheaper. Counted exactly with `sys.settrace` opcode events (which make the code
-slower, not different) over one 1000-span body, after the whole path has seen every body once, as
-a running exporter has. Deterministic but for the trace and span ids the SDK draws at random.
+slower, not different) over one 1000-span body of spans it has not seen, after the whole path has
+seen 20 other bodies, as a running exporter has (`workload.fresh_spans`: the same call sites, new
+ids and token counts). Deterministic but for the trace and span ids the SDK draws at random.
 
     python -m bench opcodes [--top 15]
 """
@@ -21,7 +22,7 @@ from typing import Any
 
 from bench.common import header, machine
 from bench.ingest import BATCH_SIZE
-from bench.workload import agent_spans, describe, otlp_bodies
+from bench.workload import describe, fresh_spans, otlp_bodies
 from genai_exporter.config import Config
 from genai_exporter.pipeline import Pipeline
 from genai_exporter.pricing import load_price_table
@@ -51,9 +52,10 @@ def count_opcodes(work: Any) -> Counter[str]:
 
 
 def run(top: int) -> list[object]:
-    """Warm the path up over every body, then count the bytecodes of one more body; print them."""
-    spans = agent_spans(_SPANS)
+    """Warm the path up over 20 bodies, then count the bytecodes of one body of other spans; print them."""
+    spans = fresh_spans(_SPANS, 0)
     bodies = otlp_bodies(spans, BATCH_SIZE)
+    measured = otlp_bodies(fresh_spans(BATCH_SIZE, 1), BATCH_SIZE)[0]
     pipeline = Pipeline(Config(), load_price_table())
     keep = pipeline.keep_attributes
 
@@ -62,9 +64,10 @@ def run(top: int) -> list[object]:
 
     for body in bodies:
         ingest(body)
-    counts = count_opcodes(lambda: ingest(bodies[len(bodies) // 2]))
+    counts = count_opcodes(lambda: ingest(measured))
     header("opcodes: Python bytecodes per span of the whole OTLP path (receive + Pipeline.ingest)", [
-        machine(), f"workload: {describe(spans)}; warm-up over {len(bodies)} bodies, then one body counted"])
+        machine(),
+        f"workload: {describe(spans)}; warm-up over {len(bodies)} bodies, then one body of other spans counted"])
     print(f"   {'all functions':<50} {sum(counts.values()) / BATCH_SIZE:>10,.1f} bytecodes/span")
     for function, count in counts.most_common(top):
         print(f"   {function:<50} {count / BATCH_SIZE:>10,.1f}")

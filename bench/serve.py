@@ -100,20 +100,35 @@ class ServeProcess:
         self.stop()
 
 
+class OtlpConnection:
+    """One keep-alive connection to the OTLP listener, posting one body at a time."""
+
+    def __init__(self, port: int) -> None:
+        self._connection = http.client.HTTPConnection("127.0.0.1", port)
+
+    def post(self, body: bytes) -> None:
+        """POST one body to /v1/traces; anything but a 200 with an empty answer raises RuntimeError."""
+        self._connection.request("POST", "/v1/traces", body, {"Content-Type": "application/x-protobuf"})
+        response = self._connection.getresponse()
+        answer = response.read()
+        if response.status != 200 or answer:
+            raise RuntimeError(f"the exporter refused a batch: {response.status} {answer[:200]!r}")
+
+    def close(self) -> None:
+        self._connection.close()
+
+
 def post_all(port: int, bodies: Sequence[bytes], connections: int) -> None:
     """POST every body to /v1/traces over `connections` keep-alive connections; each must get a 200."""
     errors: list[str] = []
 
     def send(share: Sequence[bytes]) -> None:
-        connection = http.client.HTTPConnection("127.0.0.1", port)
+        connection = OtlpConnection(port)
         try:
             for body in share:
-                connection.request("POST", "/v1/traces", body, {"Content-Type": "application/x-protobuf"})
-                response = connection.getresponse()
-                answer = response.read()
-                if response.status != 200 or answer:
-                    errors.append(f"{response.status} {answer[:200]!r}")
-                    return
+                connection.post(body)
+        except RuntimeError as error:
+            errors.append(str(error))
         finally:
             connection.close()
 
@@ -123,4 +138,4 @@ def post_all(port: int, bodies: Sequence[bytes], connections: int) -> None:
     for thread in threads:
         thread.join()
     if errors:
-        raise RuntimeError(f"the exporter refused a batch: {errors[0]}")
+        raise RuntimeError(errors[0])

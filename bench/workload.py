@@ -27,6 +27,8 @@ from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer, set_span_i
 from genai_exporter import semconv
 
 START_NS = 1_760_000_000_000_000_000
+# Seeds of the rounds of `fresh_spans`: round n draws its runs from FRESH_SEED + n.
+FRESH_SEED = 1000
 # Model calls fail this often (1 in N), as error.type and an ERROR status.
 MODEL_ERROR_EVERY = 50
 
@@ -194,6 +196,17 @@ def otlp_bodies(spans: Sequence[ReadableSpan], batch_size: int) -> list[bytes]:
     """The spans as OTLP/HTTP protobuf bodies of `batch_size` spans, encoded by the SDK's encoder."""
     return [encode_spans(spans[index:index + batch_size]).SerializeToString()
             for index in range(0, len(spans), batch_size)]
+
+
+def fresh_spans(count: int, round_number: int) -> list[ReadableSpan]:
+    """`count` spans that no other round sends: agent runs drawn from a seed of the round's own.
+
+    What traffic brings: the same call sites as every other round (services, agents, models, tools,
+    tiers, features: what the exporter remembers) with new ids, token counts, tool results and
+    timings. A benchmark that posted the same bodies round after round would find even the token
+    counts remembered by the receiver, and flatter the exporter (bench/RESULTS.md, run 9).
+    """
+    return agent_spans(count, seed=FRESH_SEED + round_number)
 
 
 def describe(spans: Sequence[ReadableSpan]) -> str:

@@ -343,7 +343,8 @@ class Aggregator:
             if not token_states:
                 token_states = series.token_states = tuple(map(self.tokens.series_of, series.tokens))
             # Same order as catalog.TOKEN_TYPES; counters never decrease, so negative counts are ignored.
-            for state, count in zip(token_states, usage, strict=True):
+            # Equal lengths by construction; zip's strict= keyword would cost a keyword call per span.
+            for state, count in zip(token_states, usage):  # noqa: B905
                 if count > 0:
                     state.value += count
             # A priced model's unpriced tokens are 0, exported as such: the hole in cost tracking
@@ -384,8 +385,8 @@ class Aggregator:
         cost_states = series.cost_states
         if not cost_states:
             cost_states = series.cost_states = tuple(map(self.cost.series_of, series.tokens))
-        # The first four fields of a TokenCost, in the order of catalog.TOKEN_TYPES.
-        for state, amount in zip(cost_states, cost[:4], strict=True):
+        # The first four fields of a TokenCost, in the order of catalog.TOKEN_TYPES (no strict=, as above).
+        for state, amount in zip(cost_states, cost[:4]):  # noqa: B905
             if amount > 0:
                 state.value += amount
                 state.exemplar = (trace_id, span_id, amount, timestamp)

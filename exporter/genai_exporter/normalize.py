@@ -178,6 +178,8 @@ class _InvalidTokens(Exception):
 
 
 def _token_count(value: AttributeValue | None) -> int | None:
+    if type(value) is int and 0 <= value <= MAX_TOKENS_PER_CALL:  # the usual case first (a bool is not of type int)
+        return value
     if value is None:
         return None
     if isinstance(value, bool):
@@ -271,8 +273,9 @@ def _usage(found: Mapping[str, AttributeValue], operation: str) -> TokenUsage | 
     """
     input_tokens = _token_count(found.get(_INPUT))
     output_tokens = _token_count(found.get(_OUTPUT))
-    cache_read = _token_count(found.get(_CACHE_READ))
-    cache_write = _token_count(found.get(_CACHE_WRITE))
+    # Most calls report no cache tokens at all: no call for an absent one.
+    cache_read = _token_count(found[_CACHE_READ]) if _CACHE_READ in found else None
+    cache_write = _token_count(found[_CACHE_WRITE]) if _CACHE_WRITE in found else None
     langfuse = _json_object(found[_LANGFUSE_USAGE]) if _LANGFUSE_USAGE in found else None
     if langfuse:
         # Langfuse usage_details report cached input apart from input.
@@ -748,7 +751,8 @@ class Normalizer:
                     self._plans.clear()
                 self._plans[keys] = plan
         descriptive = plan.descriptive_values(attributes)
-        measured = dict(zip(plan.measured_concepts, plan.measured_values(attributes), strict=True))
+        # Equal lengths by construction; zip's strict= keyword would cost a keyword call per span.
+        measured = dict(zip(plan.measured_concepts, plan.measured_values(attributes)))  # noqa: B905
         resource = span.resource_attributes
         last_resource, resource_values = self._last_resource
         if resource is not last_resource:  # spans of one resource share its mapping

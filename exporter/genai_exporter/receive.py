@@ -208,7 +208,7 @@ def _gunzip(body: bytes, limit: int) -> bytes:
 # remembered as skipped, while ids, which do not recur, are not memoized. A kept entry is split by
 # hand when it is laid out as encoders write it (key, then value), else by the generated KeyValue
 # class, and its value decoded by `_attribute_value` (by hand when it is one scalar field, else
-# with the generated AnyValue class, through a memo of values). For a key sent twice, the last
+# with the generated AnyValue class). For a key sent twice, the last
 # value wins, as it does when a repeated KeyValue is read into a dict.
 #
 # The price: fields the view leaves out, and the attributes that are not kept, are only checked
@@ -282,27 +282,24 @@ _UINT64_RANGE = 2**64
 # A length prefix of at most two bytes (strings up to 16 KiB); upb has its own rules for longer ones.
 _STRING_VALUE_MAX_START = 3
 _DOUBLE_VALUE_BYTES = 9  # tag and 8 bytes little-endian
+_SHORT_INT_VALUE_BYTES = 4  # tag and at most three varint bytes
 _unpack_double = struct.Struct("<d").unpack_from
 # What `_scalar_any_value` returns for anything that is not one scalar field: None means unset.
 _NOT_ONE_SCALAR = object()
 
-# The memo of decoded attribute values: serialized AnyValue -> its value (None: unset). A pure memo
-# (the same bytes always decode to the same value), shared by all requests, and safe without a
-# lock: every access is a single dict operation, atomic under the GIL (threads that fill it at
-# once may each add one entry past the limit before one of them clears it). Only immutable values, so
-# the SpanRecords that share one cannot change one another's: scalars and arrays of scalars, never
-# kvlists (dicts). Bounded whatever clients send, at about 6 MiB (16384 strings of 126 bytes):
-# - values of at most 128 bytes serialized: model names, operations, tiers, token counts are far
-#   shorter; message content and tool results, which rarely repeat, are decoded every time;
-# - arrays of at most 4 items (finish_reasons hold one or two): the items of a longer array would
-#   cost more memory per serialized byte than a string;
-# - at most 16384 values, started over when full: room for the 11000 distinct values of the
-#   20000 spans of the benchmark workload, and clearing costs less than keeping an LRU order.
+# What the memo of entries (see _EntryReader) holds, bounded whatever clients send, at about
+# 6 MiB per keep set (16384 entries of 128 bytes and their values). Only immutable values, so the
+# SpanRecords that share one cannot change one another's: scalars and arrays of scalars, never
+# kvlists (dicts). Entries of at most 128 bytes serialized: model names, operations, tiers,
+# token counts are far shorter; message content and tool results, which rarely recur, are
+# decoded every time. Arrays of at most 4 items (finish_reasons hold one or two): the items of
+# a longer array would cost more memory per serialized byte than a string. At most 16384
+# entries, started over when full: clearing costs less than keeping an LRU order. The memo is
+# safe without a lock: every access is a single dict operation, atomic under the GIL (threads
+# that fill it at once may each add one entry past the limit before one of them clears it).
 _MEMO_MAX_RAW_BYTES = 128
 _MEMO_MAX_ARRAY_ITEMS = 4
 _MEMO_MAX_ENTRIES = 16384
-_attribute_value_memo: dict[bytes, AttributeValue | None] = {}
-_NOT_MEMOIZED = object()
 # The readers of attribute entries, one per keep set, each with its memo of whole entries
 # (see _EntryReader). A process has one keep set per pipeline: a handful; the last few are kept.
 _entry_readers: dict[frozenset[str] | None, _EntryReader] = {}
@@ -358,6 +355,18 @@ def _scalar_any_value(raw: bytes) -> object:
     if not raw:
         return None
     tag = raw[0]
+    size = len(raw)
+    # The common layouts first, read without a loop: a string under 128 bytes (one length byte),
+    # an int of one to three varint bytes (under 2**21: token counts, sizes, ports).
+    if tag == _TAG_STRING_VALUE and size > 1 and size - 2 == raw[1] < 0x80:
+        return raw[2:].decode()
+    if tag == _TAG_INT_VALUE and size <= _SHORT_INT_VALUE_BYTES and raw[-1] < 0x80:
+        if size == 2:
+            return raw[1]
+        if size == 3 and raw[1] >= 0x80:
+            return raw[1] & 0x7F | raw[2] << 7
+        if size == 4 and raw[1] >= 0x80 and raw[2] >= 0x80:
+            return raw[1] & 0x7F | (raw[2] & 0x7F) << 7 | raw[3] << 14
     if tag == _TAG_STRING_VALUE:
         length = _varint(raw, 1)
         if length is not None and length[1] <= _STRING_VALUE_MAX_START and length[0] == len(raw) - length[1]:
@@ -382,10 +391,10 @@ def _is_memoizable(value: AttributeValue | None) -> bool:
 
 
 def _attribute_value(key: str, raw: bytes) -> AttributeValue | None:
-    """Decode the serialized AnyValue of attribute `key` (None: unset) and memoize it when it may be.
+    """Decode the serialized AnyValue of attribute `key` (None: unset).
 
-    The slow path behind the memo lookup in `_decode_protobuf`. A value that is not a valid
-    AnyValue refuses the request, as it did when upb parsed it with the body.
+    The slow path behind the memo of entries. A value that is not a valid AnyValue refuses the
+    request, as it did when upb parsed it with the body.
     """
     try:
         value = _scalar_any_value(raw)
@@ -397,10 +406,6 @@ def _attribute_value(key: str, raw: bytes) -> AttributeValue | None:
     except DecodeError as error:
         raise MalformedRequest(f"body is not a valid protobuf ExportTraceServiceRequest: "
                                f"the value of attribute {_quote(key)} is not a valid AnyValue: {error}") from error
-    if len(raw) <= _MEMO_MAX_RAW_BYTES and _is_memoizable(value):
-        if len(_attribute_value_memo) >= _MEMO_MAX_ENTRIES:
-            _attribute_value_memo.clear()
-        _attribute_value_memo[raw] = value
     return value
 
 
@@ -446,8 +451,8 @@ _UNSET = _Marker()
 class _EntryReader:
     """How attribute entries are read for one keep set: the kept keys by their bytes, and the memo.
 
-    The memo maps a serialized KeyValue to its (key, value), under the same rules and limits as
-    the memo of values: entries of kept keys with a value, and entries of other keys as
+    The memo maps a serialized KeyValue to its (key, value), within the limits given with
+    _MEMO_MAX_ENTRIES: entries of kept keys with a value, and entries of other keys as
     _SKIPPED_ENTRY once they recur, so that a hit needs no further test.
     """
 
@@ -486,9 +491,7 @@ class _EntryReader:
                 return self._skipped(entry)
         if not raw:
             return key, _UNSET
-        value = _attribute_value_memo.get(raw, _NOT_MEMOIZED)
-        if value is _NOT_MEMOIZED:
-            value = _attribute_value(key, raw)
+        value = _attribute_value(key, raw)
         if value is None:
             return key, _UNSET
         known = (key, value)
