@@ -11,7 +11,7 @@ The floor is what any Python exporter has to do at the very least: parse the pro
 look once at every attribute of every span (its key and which value it holds). It runs on the
 exporter's CPU, interleaved with the exporter body by body: each body is posted, answered, then
 decoded by the floor, so that both sides of the ratio share the same moments of a machine whose
-speed drifts by half from one second to the next. Goal of the issue: ingest >= 0.6 x floor.
+speed drifts by a third from one second to the next. Goal of the issue: ingest >= 0.6 x floor.
 
 Both are counted per CPU second of the process doing the work (the exporter's from /proc over
 the round, the floor's from this process), which other load on a shared machine cannot inflate;

@@ -287,16 +287,17 @@ _unpack_double = struct.Struct("<d").unpack_from
 # What `_scalar_any_value` returns for anything that is not one scalar field: None means unset.
 _NOT_ONE_SCALAR = object()
 
-# What the memo of entries (see _EntryReader) holds, bounded whatever clients send, at about
-# 6 MiB per keep set (16384 entries of 128 bytes and their values). Only immutable values, so the
-# SpanRecords that share one cannot change one another's: scalars and arrays of scalars, never
-# kvlists (dicts). Entries of at most 128 bytes serialized: model names, operations, tiers,
-# token counts are far shorter; message content and tool results, which rarely recur, are
-# decoded every time. Arrays of at most 4 items (finish_reasons hold one or two): the items of
-# a longer array would cost more memory per serialized byte than a string. At most 16384
-# entries, started over when full: clearing costs less than keeping an LRU order. The memo is
-# safe without a lock: every access is a single dict operation, atomic under the GIL (threads
-# that fill it at once may each add one entry past the limit before one of them clears it).
+# What the memo of entries (see _EntryReader) holds, bounded whatever clients send, at about 8 MiB
+# per keep set (16384 entries of at most 128 bytes, each with its key and decoded value):
+# - only immutable values, so the SpanRecords that share one cannot change one another's: scalars
+#   and arrays of scalars, never kvlists (dicts);
+# - entries of at most 128 bytes serialized: model names, operations, tiers and token counts are
+#   far shorter; long message content and tool results, which rarely recur, are decoded every time;
+# - arrays of at most 4 items (finish_reasons hold one or two): the items of a longer array would
+#   cost more memory per serialized byte than a string;
+# - at most 16384 entries, started over when full: clearing costs less than keeping an LRU order.
+# The memo is safe without a lock: every access is a single dict operation, atomic under the GIL
+# (threads that fill it at once may each add one entry past the limit before one clears it).
 _MEMO_MAX_RAW_BYTES = 128
 _MEMO_MAX_ARRAY_ITEMS = 4
 _MEMO_MAX_ENTRIES = 16384
