@@ -366,3 +366,21 @@ def test_a_span_with_an_error_status_and_a_message_is_an_error():
     request.resource_spans[0].scope_spans[0].spans[0].status.CopyFrom(
         Status(code=Status.STATUS_CODE_ERROR, message="upstream timed out"))
     assert decode(request)[0].status_error is True
+
+
+@pytest.mark.parametrize("tokens", [0, 127, 128, 300, 16_383, 16_384, 70_000, 2**21 - 1, 2**21, 2**63 - 1, -1])
+def test_a_token_count_decodes_to_the_number_sent_whatever_the_length_of_its_varint(tokens):
+    request = one_span(KeyValue(key=semconv.INPUT_TOKENS, value=AnyValue(int_value=tokens)))
+    assert decode(request)[0].attributes == {semconv.INPUT_TOKENS: tokens}
+
+
+def test_an_int_written_with_a_needless_continuation_byte_decodes_as_protobuf_reads_it():
+    body = body_with_raw_attributes([(semconv.INPUT_TOKENS, b"\x18\x85\x00")])  # 5, in two varint bytes
+    assert decode_body(body)[0].attributes == {semconv.INPUT_TOKENS: 5}
+
+
+@pytest.mark.parametrize("length", [0, 1, 127, 128, 300])
+def test_a_string_value_decodes_whole_whatever_the_length_of_its_length_prefix(length):
+    provider = "p" * length
+    request = one_span(KeyValue(key=semconv.PROVIDER_NAME, value=AnyValue(string_value=provider)))
+    assert decode(request)[0].attributes == {semconv.PROVIDER_NAME: provider}
