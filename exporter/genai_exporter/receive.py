@@ -208,8 +208,8 @@ def _gunzip(body: bytes, limit: int) -> bytes:
 # remembered as skipped, while ids, which do not recur, are not memoized. A kept entry is split by
 # hand when it is laid out as encoders write it (key, then value), else by the generated KeyValue
 # class, and its value decoded by `_attribute_value` (by hand when it is one scalar field, else
-# with the generated AnyValue class). For a key sent twice, the last
-# value wins, as it does when a repeated KeyValue is read into a dict.
+# with the generated AnyValue class). For a key sent twice, the last value wins, as it does when a
+# repeated KeyValue is read into a dict.
 #
 # The price: fields the view leaves out, and the attributes that are not kept, are only checked
 # for well-formed wire encoding (framing), not for valid content or UTF-8, so a span whose
