@@ -63,7 +63,7 @@ def run(rounds: int, batches: int) -> list[Verdict]:
         rounds_bodies.append(otlp_bodies(spans, BATCH_SIZE))
     workload = describe(spans)  # every round has the same mix; the last one's spans are described
     server_cpu = (os.cpu_count() or 1) - 1
-    client_cpu = 0 if server_cpu > 0 else server_cpu
+    client_cpu = 0  # the same CPU as the server's on a one-CPU machine, where nothing is pinned
     with ServeProcess() as server:
         server_pinning = pin_to_cpu(server_cpu, server.pid)
         client_pinning = pin_to_cpu(client_cpu) if server_cpu > 0 else "not pinned"

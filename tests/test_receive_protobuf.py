@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tracemalloc
 from typing import Any
 
 import pytest
@@ -305,6 +306,25 @@ def test_the_memo_of_entries_stays_bounded_whatever_values_arrive():
     distinct_values = [(f"attribute.{index}", b"\x18" + varint(index)) for index in range(100_000)]
     decode_body(body_with_raw_attributes(distinct_values), keep=None)
     assert len(receive._entry_readers[None].memo) <= receive._MEMO_MAX_ENTRIES
+
+
+def test_a_full_memo_of_entries_holds_under_11_mib_in_its_worst_case(monkeypatch):
+    # The most memory per entry: 128-byte entries of distinct keys (every key read), each an array
+    # of four distinct strings, the longest array remembered (a single string takes 7.4 MiB).
+    monkeypatch.setattr(receive, "_entry_readers", {})
+    items = 4
+    arrays = [(f"k{index:05d}", length_delimited(5, b"".join(
+        length_delimited(1, length_delimited(1, f"{index:05d}{item}".encode() + b"y" * 19)) for item in range(items))))
+        for index in range(receive._MEMO_MAX_ENTRIES - 1)]
+    body = body_with_raw_attributes(arrays)
+    tracemalloc.start()
+    try:
+        decode_body(body, keep=None)
+        held = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    memo = receive._entry_readers[None].memo
+    assert (len(memo), max(map(len, memo)), held < 11 * 2**20) == (receive._MEMO_MAX_ENTRIES - 1, 128, True)
 
 
 def test_the_memo_stays_bounded_when_distinct_entries_of_keys_not_kept_each_recur():
