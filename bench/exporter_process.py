@@ -1,7 +1,8 @@
 """The exporter service for the benchmarks: `python -m bench.exporter_process [CONFIG]`.
 
 The same assembly as `genai-exporter serve` (config, price table, pipeline, a registry with the
-pipeline's collector and the process collector, both listeners from `server.start_servers`), bound
+pipeline's collector and the process collector, the garbage collector settled, both listeners from
+`server.start_servers`), bound
 to loopback port 0. It prints the bound ports on one line and serves until SIGTERM. Kept apart
 from the CLI so that the benchmarks depend only on the data path and the server.
 """
@@ -20,7 +21,7 @@ from genai_exporter.config import load_config
 from genai_exporter.expose import GenAICollector, metrics_renderer
 from genai_exporter.pipeline import Pipeline
 from genai_exporter.pricing import load_price_table
-from genai_exporter.server import start_servers
+from genai_exporter.server import settle_garbage_collector, start_servers
 
 LISTENING = "listening: web=:{web} otlp=:{otlp}"
 
@@ -36,6 +37,7 @@ def main(argv: list[str]) -> int:
     pipeline = Pipeline(config, load_price_table(config.price_files))
     registry = CollectorRegistry()
     registry.register(ProcessCollector(registry=None))
+    settle_garbage_collector()
     servers = start_servers("127.0.0.1:0", "127.0.0.1:0", pipeline, _Metrics(pipeline.collector, registry),
                             config.server, ready=lambda: True)
     stop = threading.Event()

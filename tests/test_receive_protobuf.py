@@ -152,6 +152,24 @@ def test_a_key_sent_twice_keeps_its_last_value():
     assert decode(request)[0].attributes == {semconv.INPUT_TOKENS: 1200}
 
 
+def test_a_key_whose_last_entry_has_no_value_is_absent_and_the_other_keys_stay():
+    request = one_span(
+        KeyValue(key=semconv.OPERATION_NAME, value=AnyValue(string_value="chat")),
+        KeyValue(key=semconv.INPUT_TOKENS, value=AnyValue(int_value=1200)),
+        KeyValue(key=semconv.INPUT_TOKENS),
+        KeyValue(key=semconv.PROVIDER_NAME, value=AnyValue(string_value="openai")),
+    )
+    assert decode(request)[0].attributes == {semconv.OPERATION_NAME: "chat", semconv.PROVIDER_NAME: "openai"}
+
+
+def test_a_key_sent_without_a_value_then_with_one_keeps_the_value():
+    request = one_span(
+        KeyValue(key=semconv.INPUT_TOKENS),
+        KeyValue(key=semconv.INPUT_TOKENS, value=AnyValue(int_value=1200)),
+    )
+    assert decode(request)[0].attributes == {semconv.INPUT_TOKENS: 1200}
+
+
 # --- attribute values: decoded by hand or from the memo, exactly as protobuf reads them ---------------
 
 def exactly(value: AttributeValue | None) -> object:
@@ -305,7 +323,7 @@ def test_spans_with_the_same_kvlist_value_get_dicts_of_their_own():
 def test_the_memo_of_entries_stays_bounded_whatever_values_arrive():
     distinct_values = [(f"attribute.{index}", b"\x18" + varint(index)) for index in range(100_000)]
     decode_body(body_with_raw_attributes(distinct_values), keep=None)
-    assert len(receive._entry_readers[None].memo) <= receive._MEMO_MAX_ENTRIES
+    assert len(receive._entry_readers[None]) <= receive._MEMO_MAX_ENTRIES
 
 
 def test_a_full_memo_of_entries_holds_under_11_mib_in_its_worst_case(monkeypatch):
@@ -323,7 +341,7 @@ def test_a_full_memo_of_entries_holds_under_11_mib_in_its_worst_case(monkeypatch
         held = tracemalloc.get_traced_memory()[0]
     finally:
         tracemalloc.stop()
-    memo = receive._entry_readers[None].memo
+    memo = receive._entry_readers[None]
     assert (len(memo), max(map(len, memo)), held < 11 * 2**20) == (receive._MEMO_MAX_ENTRIES - 1, 128, True)
 
 
@@ -333,7 +351,7 @@ def test_the_memo_stays_bounded_when_distinct_entries_of_keys_not_kept_each_recu
                      for index in range(40_000) for _ in range(2)]
     decode_body(body_with_raw_attributes(recurring_ids))
     reader = receive._entry_readers[KEEP]
-    assert (len(reader.memo) <= receive._MEMO_MAX_ENTRIES,
+    assert (len(reader) <= receive._MEMO_MAX_ENTRIES,
             len(reader.seen_once) <= receive._SEEN_ONCE_MAX_ENTRIES) == (True, True)
 
 

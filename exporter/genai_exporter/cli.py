@@ -55,7 +55,7 @@ def _load(config_file: Path | None) -> Pipeline:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from genai_exporter.server import parse_listen_address, start_servers
+    from genai_exporter.server import parse_listen_address, settle_garbage_collector, start_servers
 
     config_file = args.config_file
     if config_file is None and args.demo:
@@ -88,6 +88,7 @@ def _serve(args: argparse.Namespace) -> int:
             switch.enable(name)
         workload = start_in_process_demo(pipeline, switch, rate=args.demo_rate, schedule=args.demo_schedule)
 
+    settle_garbage_collector()
     servers = start_servers(
         args.web_listen_address, args.otlp_listen_address, pipeline, _Metrics(pipeline.collector, registry),
         pipeline.config.server, ready=lambda: True, scenarios=switch, web_config=web_config,

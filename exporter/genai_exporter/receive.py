@@ -250,8 +250,14 @@ _VIEW_MESSAGES: dict[str, tuple[_ViewField, ...]] = {
 }
 
 
-def _trace_request_view() -> type[Message]:
-    """The message class of the view of ExportTraceServiceRequest, in a descriptor pool of its own."""
+def _trace_request_view() -> tuple[type[Message], ...]:
+    """The message classes of the view, ExportTraceServiceRequest first, in a descriptor pool of its own.
+
+    Every class is returned so that the module holds it: upb builds the class of a nested message
+    (Span, Event...) when a parsed message first hands one out, and the class lives only as long
+    as something refers to it. Unheld, each garbage collection between two bodies freed them and
+    the next body built them again.
+    """
     pool = descriptor_pool.DescriptorPool()
     view = descriptor_pb2.FileDescriptorProto(
         name="genai_exporter/otlp_trace_view.proto", package=_VIEW_PACKAGE, syntax="proto3",
@@ -266,10 +272,12 @@ def _trace_request_view() -> type[Message]:
             if type_name:
                 field.type_name = f".{_VIEW_PACKAGE}.{type_name}"
     pool.Add(view)
-    return message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{_VIEW_PACKAGE}.ExportTraceServiceRequest"))
+    names = ("ExportTraceServiceRequest", *(name for name in _VIEW_MESSAGES if name != "ExportTraceServiceRequest"))
+    return tuple(message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{_VIEW_PACKAGE}.{name}"))
+                 for name in names)
 
 
-_TraceRequestView = _trace_request_view()
+_TraceRequestView, *_view_message_classes = _trace_request_view()
 _PB_SCALAR_KINDS = frozenset({"string_value", "bool_value", "int_value", "double_value", "bytes_value"})
 
 # Tags (field number << 3 | wire type) of the AnyValue fields decoded by hand.
@@ -446,34 +454,45 @@ class _Marker:
 # The key of the entries that are not kept: taken out of the attributes once they are all read.
 _SKIPPED = _Marker()
 _SKIPPED_ENTRY = (_SKIPPED, None)
-# The value of an entry without one: its key is taken out of the attributes.
-_UNSET = _Marker()
 
 
-class _EntryReader:
-    """How attribute entries are read for one keep set: the kept keys by their bytes, and the memo.
+class _EntryWithoutValue(Exception):
+    """An attribute entry whose value is unset: its key is taken out of the span's attributes.
 
-    The memo maps a serialized KeyValue to its (key, value), within the limits given with
-    _MEMO_MAX_ENTRIES: entries of kept keys with a value, and entries of other keys as
-    _SKIPPED_ENTRY once they recur, so that a hit needs no further test.
+    Raised rather than returned, so that the lookups of the common case need no test for it.
     """
 
-    __slots__ = ("keep", "kept_by_bytes", "memo", "seen_once")
+    def __init__(self, key: object) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+class _EntryReader(dict[bytes, tuple[object, object]]):
+    """How attribute entries are read for one keep set: a memo of entries that reads what it lacks.
+
+    As a dict, it maps a serialized KeyValue to its (key, value), within the limits given with
+    _MEMO_MAX_ENTRIES: entries of kept keys with a value, and entries of other keys as
+    _SKIPPED_ENTRY once they recur, so that a hit needs no further test. Looking up an entry it
+    does not hold reads it (`__missing__`): the lookups of a span's entries then run in C, in one
+    `dict(map(...))`, and only the misses call Python.
+    """
+
+    __slots__ = ("keep", "kept_by_bytes", "seen_once")
 
     def __init__(self, keep: frozenset[str] | None) -> None:
+        super().__init__()
         self.keep = keep
         # Kept keys by their UTF-8 bytes, so that an entry's key is matched before it is decoded.
         self.kept_by_bytes = None if keep is None else {key.encode(): key for key in keep}
-        self.memo: dict[bytes, tuple[object, object]] = {}
         self.seen_once: set[bytes] = set()
 
     def read(self, entry: bytes) -> tuple[object, object]:
         """(key, value) of an entry that is not in the memo, which it fills when it may.
 
-        _SKIPPED_ENTRY when the key is not kept; _UNSET as the value when there is none. An entry
-        laid out as encoders write it (key, then value, lengths under 128 bytes) is split right
-        here, its key matched by its bytes: attributes nothing reads (ids, content, parameters)
-        cost no decoding.
+        _SKIPPED_ENTRY when the key is not kept; raises _EntryWithoutValue when there is no value.
+        An entry laid out as encoders write it (key, then value, lengths under 128 bytes) is split
+        right here, its key matched by its bytes: attributes nothing reads (ids, content,
+        parameters) cost no decoding.
         """
         key = raw = None
         kept_by_bytes = self.kept_by_bytes
@@ -491,15 +510,15 @@ class _EntryReader:
             key, raw = _split_key_value(entry)
             if self.keep is not None and key not in self.keep:
                 return self._skipped(entry)
-        if not raw:
-            return key, _UNSET
-        value = _attribute_value(key, raw)
+        value = _attribute_value(key, raw) if raw else None
         if value is None:
-            return key, _UNSET
+            raise _EntryWithoutValue(key)
         known = (key, value)
         if len(entry) <= _MEMO_MAX_RAW_BYTES and _is_memoizable(value):
             self._remember(entry, known)
         return known
+
+    __missing__ = read
 
     def _skipped(self, entry: bytes) -> tuple[object, object]:
         """_SKIPPED_ENTRY, remembered for an entry seen lately."""
@@ -514,10 +533,9 @@ class _EntryReader:
         return _SKIPPED_ENTRY
 
     def _remember(self, entry: bytes, known: tuple[object, object]) -> None:
-        memo = self.memo
-        if len(memo) >= _MEMO_MAX_ENTRIES:
-            memo.clear()
-        memo[entry] = known
+        if len(self) >= _MEMO_MAX_ENTRIES:
+            self.clear()
+        self[entry] = known
 
 
 def _entry_reader(keep: frozenset[str] | None) -> _EntryReader:
@@ -534,22 +552,28 @@ def _pb_attributes(entries: Sequence[bytes], reader: _EntryReader) -> dict[str, 
     """The wanted attributes of a view's serialized KeyValues, decoded (unset values skipped).
 
     Most entries are found whole in the memo (the operation, the model, the agent, the tier, the
-    parameters): a lookup and a store each. A key sent twice is what its last entry says,
-    including unset.
+    parameters), and the dict is built from their (key, value) pairs in C. A key sent twice is
+    what its last entry says, including unset.
     """
-    attributes: dict[Any, Any] = {}
-    memo_get = reader.memo.get
-    unset = False
-    for entry in entries[:]:  # a list made in one call: cheaper than iterating the protobuf container
-        known = memo_get(entry)
-        if known is None:
-            known = reader.read(entry)
-            unset = unset or known[1] is _UNSET
-        attributes[known[0]] = known[1]
+    try:
+        # entries[:]: a list made in one call, cheaper to go through than the protobuf container.
+        attributes: dict[Any, Any] = dict(map(reader.__getitem__, entries[:]))
+    except _EntryWithoutValue:
+        attributes = _attributes_one_by_one(entries, reader)
     attributes.pop(_SKIPPED, None)
-    if unset:
-        for key in [key for key, value in attributes.items() if value is _UNSET]:
-            del attributes[key]
+    return attributes
+
+
+def _attributes_one_by_one(entries: Sequence[bytes], reader: _EntryReader) -> dict[Any, Any]:
+    """The (key, value) pairs of entries some of which have no value, whose keys are then dropped."""
+    attributes: dict[Any, Any] = {}
+    for entry in entries:
+        try:
+            key, value = reader[entry]
+        except _EntryWithoutValue as unset:
+            attributes.pop(unset.key, None)
+        else:
+            attributes[key] = value
     return attributes
 
 
