@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bench import ingest, inprocess, instructions, memory, opcodes, peer, scrape, stages
+from bench import compare, ingest, inprocess, instructions, memory, opcodes, peer, scrape, stages
 
 BENCHMARKS = {"ingest": ingest, "inprocess": inprocess, "peer": peer, "scrape": scrape, "memory": memory}
 # Profiles behind the benchmarks: a breakdown, no goal; not part of `all`.
-PROFILES = {"stages": stages, "instructions": instructions, "opcodes": opcodes}
+PROFILES = {"stages": stages, "instructions": instructions, "opcodes": opcodes, "compare": compare}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,54 @@
+"""One side of `bench compare`: `python -m bench.compare_worker BODIES`, with a tree on PYTHONPATH.
+
+Loads the pickled rounds of OTLP bodies, assembles the data path of `genai-exporter serve` (the
+pipeline with the default configuration, the garbage collector settled as the service settles it
+when the tree has that step), and runs it over the first round: series, memos and caches exist
+from then on. Prints "ready" and where it imported the exporter from, then, for each line
+"INDEX COUNT" on stdin, runs the whole path (receive + `Pipeline.ingest`) over COUNT measured
+bodies from INDEX and prints the CPU seconds it took.
+"""
+
+from __future__ import annotations
+
+import pickle
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import genai_exporter
+from genai_exporter import server
+from genai_exporter.config import Config
+from genai_exporter.pipeline import Pipeline
+from genai_exporter.pricing import load_price_table
+from genai_exporter.receive import CONTENT_TYPE_PROTOBUF, decode_export_request
+
+_MAX_BODY = 1 << 26
+
+
+def main(argv: Sequence[str]) -> int:
+    """Serve timing requests from `bench compare` until stdin closes."""
+    rounds = pickle.loads(Path(argv[0]).read_bytes())
+    measured = [body for bodies in rounds[1:] for body in bodies]
+    pipeline = Pipeline(Config(), load_price_table())
+    keep = pipeline.keep_attributes
+
+    def whole(bodies: Sequence[bytes]) -> None:
+        for body in bodies:
+            pipeline.ingest(decode_export_request(body, CONTENT_TYPE_PROTOBUF, None, _MAX_BODY, keep))
+
+    whole(rounds[0])
+    settle = getattr(server, "settle_garbage_collector", None)  # a tree from before run 10 has none
+    if settle is not None:
+        settle()
+    print("ready", Path(genai_exporter.__file__).parent, flush=True)
+    for line in sys.stdin:
+        index, count = map(int, line.split())
+        start = time.process_time()
+        whole(measured[index:index + count])
+        print(time.process_time() - start, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
