@@ -1,9 +1,9 @@
 """The data path assembled: spans -> normalize -> price -> aggregate, with the collector that exposes it.
 
 Both ways in (the OTLP receiver and the in-process SpanProcessor) call `Pipeline.ingest`, so the
-same spans give the same metrics whichever way they arrive. Spans go through in chunks: a chunk is
-normalized, then priced and aggregated under one hold of the lock, so a scrape waits for one chunk
-at most.
+same spans give the same metrics whichever way they arrive. A batch is normalized whole, then
+priced and aggregated in chunks, each under one hold of the lock: a scrape waits for one chunk at
+most.
 """
 
 from __future__ import annotations
@@ -55,12 +55,22 @@ class Pipeline:
 
     def ingest(self, spans: Sequence[SpanRecord]) -> IngestResult:
         """Account a batch of finished spans; invalid ones are rejected alone, the rest count."""
+        # Stage by stage rather than span by span, so that each stage's code and tables stay in the
+        # CPU's caches while it runs (bench/RESULTS.md, run 10). Normalized in the order received:
+        # spans decoded one after another lie together in memory and mostly share a call site.
+        # The normalizer and the price table are thread-safe on their own.
+        outcomes = list(map(self._normalizer.normalize, spans))
         if len(spans) > 1:
-            # Children end before their parents; agent-run tallies rely on that order.
-            spans = sorted(spans, key=_END_TIME)
+            # Aggregated in the order spans ended: children end before their parents, and agent-run
+            # tallies rely on that order. A stable sort, by index, of spans and outcomes alike.
+            ends = list(map(_END_TIME, spans))
+            order = sorted(range(len(spans)), key=ends.__getitem__)
+            spans = list(map(spans.__getitem__, order))
+            outcomes = list(map(outcomes.__getitem__, order))
         rejections: list[Rejection] = []
         for start in range(0, len(spans), INGEST_CHUNK_SIZE):
-            self._ingest_chunk(spans[start:start + INGEST_CHUNK_SIZE], rejections)
+            end = start + INGEST_CHUNK_SIZE
+            self._aggregate_chunk(spans[start:end], outcomes[start:end], rejections)
         if not rejections:
             return IngestResult()
         shown = "; ".join(r.message for r in rejections[:MAX_REJECTION_MESSAGES])
@@ -68,13 +78,10 @@ class Pipeline:
         suffix = f"; and {more} more" if more > 0 else ""
         return IngestResult(len(rejections), f"{len(rejections)} span(s) rejected: {shown}{suffix}")
 
-    def _ingest_chunk(self, spans: Sequence[SpanRecord], rejections: list[Rejection]) -> None:
-        # Stage by stage over the chunk rather than span by span: every span of the chunk is
-        # normalized before the first is aggregated, so each stage's code and tables stay in the
-        # CPU's caches while it runs (bench/RESULTS.md, run 10). The normalizer and the price table
-        # are thread-safe on their own; the aggregator is not, and is fed under the lock, in span
-        # order (agent-run tallies rely on it), one chunk per hold: a scrape waits a few ms at most.
-        outcomes = list(map(self._normalizer.normalize, spans))
+    def _aggregate_chunk(self, spans: Sequence[SpanRecord], outcomes: Sequence[Observation | Rejection | None],
+                         rejections: list[Rejection]) -> None:
+        # The aggregator is not thread-safe: fed under the lock, one chunk per hold, so that a
+        # scrape waits a few milliseconds at most.
         price, agg = self._price, self._aggregator
         record = agg.record
         with self._lock:
