@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.resources import Resource
@@ -111,6 +113,30 @@ def test_an_agent_run_longer_than_an_ingest_chunk_is_tallied_whole():
     assert (registry.get_sample_value(catalog.AGENT_RUN_MODEL_CALLS.name + "_sum", labels),
             registry.get_sample_value(catalog.SPANS_RECEIVED.name)) == (
         INGEST_CHUNK_SIZE + 44.0, INGEST_CHUNK_SIZE + 45.0)
+
+
+def test_batches_ingested_from_two_threads_at_once_count_as_if_ingested_one_after_the_other():
+    # Batches are normalized outside the aggregator's lock: the OTLP listener and the in-process
+    # processor (serve --demo) may normalize at the same moment, filling the same caches.
+    models = ("gpt-4o-mini", "gpt-4o", "claude-sonnet-4", "an-unpriced-model")
+    batches = [[span(chat_attributes(request_model=models[i % 4], response_model=models[i % 4], input_tokens=i,
+                                     **{semconv.USER_TIER: f"tier-{i % 7}"}), start_ns=1_760_000_000_000_000_000 + i)
+                 for i in range(batch * 600, batch * 600 + 600)] for batch in range(12)]
+    one_after_the_other = Pipeline(prices=PRICES)
+    for batch in batches:
+        one_after_the_other.ingest(batch)
+    at_once = Pipeline(prices=PRICES)
+    threads = [threading.Thread(target=lambda part=part: [at_once.ingest(batch) for batch in part])
+               for part in (batches[0::2], batches[1::2])]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    def rounded(pipeline: Pipeline) -> dict[tuple, float]:  # float sums depend on the order of addition
+        return {key: round(value, 9) for key, value in _samples(registry_of(pipeline)).items()}
+
+    assert rounded(at_once) == rounded(one_after_the_other)
 
 
 # --- the in-process SpanProcessor ---------------------------------------------------------------------
