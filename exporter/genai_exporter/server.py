@@ -24,8 +24,9 @@ queue and a worker: a worker would add no throughput; what it would add is a sec
 decoded spans to bound, 200 answers for spans not yet counted (lost on a crash, and no
 partial-success report, which needs the spans normalised), and a queue to drain on shutdown. Here
 memory is bounded by max_concurrent_requests bodies (each at most max_request_bytes, and
-max_decompressed_bytes once decompressed) plus the decoded spans of the request being processed; a
-200 means the spans are counted; and draining on shutdown is waiting for the requests in flight.
+max_decompressed_bytes once decompressed) plus the decoded spans of the request being processed and
+their observations; a 200 means the spans are counted; and draining on shutdown is waiting for the
+requests in flight.
 
 Shutdown (`RunningServers.shutdown`): stop accepting, close idle keep-alive connections, let every
 request already read finish (aggregated and answered, with `Connection: close`), for at most
@@ -694,10 +695,10 @@ class RunningServers:
 
 
 # First-generation threshold of the garbage collector in the service (CPython's default is 700).
-# Nearly everything a request allocates (decoded spans, observations) is freed by reference
-# counting as soon as the request is answered; a collection every 700 allocations mostly walks
-# objects that are about to go anyway. 10,000 runs about fourteen times fewer of them, and bounds
-# the garbage a reference cycle can leave waiting to a few megabytes.
+# Decoding and aggregating spans make no reference cycles (tests/test_garbage.py): all a request
+# allocates is freed by reference counting once it is answered, and a collection every 700
+# allocations only walks objects that are about to go anyway. At 10,000 there are about fourteen
+# times fewer; 100,000 gained nothing more (bench/RESULTS.md, run 10).
 SERVICE_GC_THRESHOLD = 10_000
 
 
