@@ -13,9 +13,17 @@ import platform
 import statistics
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from importlib import metadata
+
+from genai_exporter import server
+from genai_exporter.pipeline import Pipeline
+from genai_exporter.receive import CONTENT_TYPE_PROTOBUF, decode_export_request
+from genai_exporter.records import SpanRecord
+
+# Decompressed body limit of the benchmarks' decoding: far above any body they send.
+_MAX_BODY = 1 << 26
 
 
 def machine() -> str:
@@ -33,6 +41,28 @@ def machine() -> str:
             f"protobuf {metadata.version('protobuf')} ({api_implementation.Type()}); "
             f"prometheus_client {metadata.version('prometheus_client')}; "
             f"opentelemetry-sdk {metadata.version('opentelemetry-sdk')}; load average {load}")
+
+
+def decode_body(body: bytes, keep: frozenset[str] | None) -> list[SpanRecord]:
+    """The receive stage on one OTLP/HTTP protobuf body, as the server calls it."""
+    return decode_export_request(body, CONTENT_TYPE_PROTOBUF, None, _MAX_BODY, keep)
+
+
+def ingest_bodies(pipeline: Pipeline, bodies: Iterable[bytes]) -> None:
+    """The whole OTLP path as the service runs it on each body: decode (receive), then `Pipeline.ingest`."""
+    keep = pipeline.keep_attributes
+    for body in bodies:
+        pipeline.ingest(decode_body(body, keep))
+
+
+def settle_as_the_service() -> None:
+    """Settle the garbage collector as `genai-exporter serve` does, when the exporter imported has that step.
+
+    The benchmarks that compare trees import an older exporter too, from before the step existed.
+    """
+    settle = getattr(server, "settle_garbage_collector", None)
+    if settle is not None:
+        settle()
 
 
 def pin_to_cpu(cpu: int, pid: int = 0) -> str:

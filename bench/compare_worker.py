@@ -17,13 +17,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import genai_exporter
-from genai_exporter import server
+from bench.common import ingest_bodies, settle_as_the_service
 from genai_exporter.config import Config
 from genai_exporter.pipeline import Pipeline
 from genai_exporter.pricing import load_price_table
-from genai_exporter.receive import CONTENT_TYPE_PROTOBUF, decode_export_request
-
-_MAX_BODY = 1 << 26
 
 
 def main(argv: Sequence[str]) -> int:
@@ -31,21 +28,13 @@ def main(argv: Sequence[str]) -> int:
     rounds = pickle.loads(Path(argv[0]).read_bytes())
     measured = [body for bodies in rounds[1:] for body in bodies]
     pipeline = Pipeline(Config(), load_price_table())
-    keep = pipeline.keep_attributes
-
-    def whole(bodies: Sequence[bytes]) -> None:
-        for body in bodies:
-            pipeline.ingest(decode_export_request(body, CONTENT_TYPE_PROTOBUF, None, _MAX_BODY, keep))
-
-    whole(rounds[0])
-    settle = getattr(server, "settle_garbage_collector", None)  # a tree from before run 10 has none
-    if settle is not None:
-        settle()
+    ingest_bodies(pipeline, rounds[0])
+    settle_as_the_service()
     print("ready", Path(genai_exporter.__file__).parent, flush=True)
     for line in sys.stdin:
         index, count = map(int, line.split())
         start = time.process_time()
-        whole(measured[index:index + count])
+        ingest_bodies(pipeline, measured[index:index + count])
         print(time.process_time() - start, flush=True)
     return 0
 

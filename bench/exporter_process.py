@@ -2,9 +2,9 @@
 
 The same assembly as `genai-exporter serve` (config, price table, pipeline, a registry with the
 pipeline's collector and the process collector, the garbage collector settled, both listeners from
-`server.start_servers`), bound
-to loopback port 0. It prints the bound ports on one line and serves until SIGTERM. Kept apart
-from the CLI so that the benchmarks depend only on the data path and the server.
+`server.start_servers`), bound to loopback port 0. It prints the bound ports on one line and
+serves until SIGTERM. Kept apart from the CLI so that the benchmarks depend only on the data path
+and the server.
 """
 
 from __future__ import annotations

@@ -15,12 +15,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from bench.common import decode_body, ingest_bodies, settle_as_the_service
 from bench.ingest import decode_floor
-from genai_exporter import server
 from genai_exporter.config import Config
 from genai_exporter.pipeline import Pipeline
 from genai_exporter.pricing import load_price_table
-from genai_exporter.receive import CONTENT_TYPE_PROTOBUF, decode_export_request
 
 STAGES = {
     "none": "setup and warm-up only",
@@ -28,7 +27,6 @@ STAGES = {
     "receive": "receive: body -> SpanRecords",
     "whole": "whole path: receive + Pipeline.ingest",
 }
-_MAX_BODY = 1 << 26
 
 
 def main(argv: Sequence[str]) -> int:
@@ -38,19 +36,14 @@ def main(argv: Sequence[str]) -> int:
     pipeline = Pipeline(Config(), load_price_table())
     keep = pipeline.keep_attributes
 
-    def whole(bodies: list[bytes]) -> None:
-        for body in bodies:
-            pipeline.ingest(decode_export_request(body, CONTENT_TYPE_PROTOBUF, None, _MAX_BODY, keep))
-
     def receive(bodies: list[bytes]) -> None:
         for body in bodies:
-            decode_export_request(body, CONTENT_TYPE_PROTOBUF, None, _MAX_BODY, keep)
+            decode_body(body, keep)
 
-    whole(warm_up_bodies)
-    settle = getattr(server, "settle_garbage_collector", None)  # a tree from before run 10 has none
-    if settle is not None:
-        settle()
-    work = {"none": lambda _: None, "floor": decode_floor, "receive": receive, "whole": whole}[stage]
+    ingest_bodies(pipeline, warm_up_bodies)
+    settle_as_the_service()
+    work = {"none": lambda _: None, "floor": decode_floor, "receive": receive,
+            "whole": lambda bodies: ingest_bodies(pipeline, bodies)}[stage]
     work(bodies)
     return 0
 

@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from bench.common import GrowthVerdict, Measurement, header, machine
-from bench.serve import ServeProcess, post_all
+from bench.serve import OtlpConnection, ServeProcess
 from bench.workload import agent_spans, describe, otlp_bodies
 from genai_exporter import semconv
 
@@ -53,10 +53,11 @@ def measure_once(templates: Sequence[bytes], total_spans: int) -> tuple[float, f
     """(RSS MiB at 10k spans, RSS MiB at the end, progress lines) of one fresh exporter process."""
     progress = []
     with ServeProcess() as server:
+        connection = OtlpConnection(server.otlp_port)
         sent = 0
         baseline = 0.0
         for batch_index, body in enumerate(distinct_tier_bodies(templates, total_spans // BATCH_SIZE), start=1):
-            post_all(server.otlp_port, [body], connections=1)
+            connection.post(body)
             sent += BATCH_SIZE
             if batch_index % SCRAPE_EVERY_BATCHES == 0 or sent == BASELINE_SPANS:
                 server.scrape()
@@ -65,6 +66,7 @@ def measure_once(templates: Sequence[bytes], total_spans: int) -> tuple[float, f
                 progress.append(f"{sent:>9,} spans: RSS {baseline:.1f} MiB (baseline)")
             elif sent % (total_spans // 4) == 0:
                 progress.append(f"{sent:>9,} spans: RSS {server.rss_bytes() / _MIB:.1f} MiB")
+        connection.close()
         server.scrape()
         if server.spans_received() != sent:
             raise RuntimeError("spans_received_total does not match what was sent")

@@ -20,15 +20,13 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from bench.common import header, machine
+from bench.common import header, ingest_bodies, machine
 from bench.ingest import BATCH_SIZE
 from bench.workload import describe, fresh_spans, otlp_bodies
 from genai_exporter.config import Config
 from genai_exporter.pipeline import Pipeline
 from genai_exporter.pricing import load_price_table
-from genai_exporter.receive import CONTENT_TYPE_PROTOBUF, decode_export_request
 
-_MAX_BODY = 1 << 26
 _SPANS = 20_000
 
 
@@ -57,14 +55,8 @@ def run(top: int) -> list[object]:
     bodies = otlp_bodies(spans, BATCH_SIZE)
     measured = otlp_bodies(fresh_spans(BATCH_SIZE, 1), BATCH_SIZE)[0]
     pipeline = Pipeline(Config(), load_price_table())
-    keep = pipeline.keep_attributes
-
-    def ingest(body: bytes) -> None:
-        pipeline.ingest(decode_export_request(body, CONTENT_TYPE_PROTOBUF, None, _MAX_BODY, keep))
-
-    for body in bodies:
-        ingest(body)
-    counts = count_opcodes(lambda: ingest(measured))
+    ingest_bodies(pipeline, bodies)
+    counts = count_opcodes(lambda: ingest_bodies(pipeline, [measured]))
     header("opcodes: Python bytecodes per span of the whole OTLP path (receive + Pipeline.ingest)", [
         machine(),
         f"workload: {describe(spans)}; warm-up over {len(bodies)} bodies, then one body of other spans counted"])

@@ -12,7 +12,6 @@ import re
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
 from pathlib import Path
 
 from genai_exporter import catalog
@@ -117,25 +116,3 @@ class OtlpConnection:
     def close(self) -> None:
         self._connection.close()
 
-
-def post_all(port: int, bodies: Sequence[bytes], connections: int) -> None:
-    """POST every body to /v1/traces over `connections` keep-alive connections; each must get a 200."""
-    errors: list[str] = []
-
-    def send(share: Sequence[bytes]) -> None:
-        connection = OtlpConnection(port)
-        try:
-            for body in share:
-                connection.post(body)
-        except RuntimeError as error:
-            errors.append(str(error))
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=send, args=(bodies[index::connections],)) for index in range(connections)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if errors:
-        raise RuntimeError(errors[0])

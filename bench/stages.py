@@ -21,7 +21,7 @@ import statistics
 import time
 from collections.abc import Callable, Sequence
 
-from bench.common import header, machine, pin_to_cpu
+from bench.common import decode_body, header, ingest_bodies, machine, pin_to_cpu
 from bench.ingest import BATCH_SIZE, decode_floor
 from bench.workload import describe, fresh_spans, otlp_bodies
 from genai_exporter.aggregate import Aggregator
@@ -29,10 +29,7 @@ from genai_exporter.config import Config
 from genai_exporter.normalize import Normalizer, Observation
 from genai_exporter.pipeline import Pipeline
 from genai_exporter.pricing import PriceTable, load_price_table, price_usage
-from genai_exporter.receive import CONTENT_TYPE_PROTOBUF, decode_export_request
-from genai_exporter.records import SpanRecord, TokenCost
-
-_MAX_BODY = 1 << 26
+from genai_exporter.records import TokenCost
 
 
 def _priced(observations: Sequence[Observation], prices: PriceTable) -> list[tuple[str, TokenCost | None]]:
@@ -69,14 +66,11 @@ def run(runs: int, span_count: int) -> list[object]:
     normalizer = Normalizer(config.dimensions)
     keep = normalizer.keep_attributes
 
-    def decode(body: bytes) -> list[SpanRecord]:
-        return decode_export_request(body, CONTENT_TYPE_PROTOBUF, None, _MAX_BODY, keep)
-
     def receive(run_number: int) -> None:
         for body in fresh[run_number]:  # one batch alive at a time, as in the exporter
-            decode(body)
+            decode_body(body, keep)
 
-    records = [record for body in bodies for record in decode(body)]
+    records = [record for body in bodies for record in decode_body(body, keep)]
     outcomes = [normalizer.normalize(record) for record in records]
     observations = [outcome for outcome in outcomes if isinstance(outcome, Observation)]
     priced = _priced(observations, prices)
@@ -90,19 +84,16 @@ def run(runs: int, span_count: int) -> list[object]:
 
     pipeline = Pipeline(config, prices)
 
-    def whole_path(bodies: Sequence[bytes]) -> None:
-        for body in bodies:
-            pipeline.ingest(decode_export_request(body, CONTENT_TYPE_PROTOBUF, None, _MAX_BODY, keep))
-
     aggregate()  # warm-up of both: series exist from now on, as in a running exporter
-    whole_path(bodies)
+    ingest_bodies(pipeline, bodies)
     stages: list[tuple[str, Callable[[int], object]]] = [
         ("floor: protobuf decode + one attribute pass", lambda _: decode_floor(bodies)),
         ("receive: body -> SpanRecords", receive),
         ("normalize: SpanRecord -> Observation", lambda _: [normalizer.normalize(r) for r in records]),
         ("price: lookup + cost per token type", lambda _: _priced(observations, prices)),
         ("aggregate: Aggregator.record", aggregate),
-        ("whole path: receive + Pipeline.ingest", lambda run_number: whole_path(fresh[runs + run_number])),
+        ("whole path: receive + Pipeline.ingest",
+         lambda run_number: ingest_bodies(pipeline, fresh[runs + run_number])),
     ]
     header("stages: CPU time per span of each stage of the OTLP path", [
         machine(), f"workload: {describe(spans)}", f"this process {pinning}; {runs} runs of each stage"])

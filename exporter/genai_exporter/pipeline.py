@@ -21,8 +21,8 @@ from genai_exporter.records import IngestResult, SpanRecord, TokenCost
 
 # How many rejection reasons are spelled out in an OTLP partial-success message.
 MAX_REJECTION_MESSAGES = 3
-# Spans normalized and aggregated under one hold of the lock. Small enough that a scrape waits for
-# one chunk at most (256 spans: a few milliseconds).
+# Spans aggregated under one hold of the lock. Small enough that a scrape waits for one chunk at
+# most (256 spans: a few milliseconds).
 INGEST_CHUNK_SIZE = 256
 # Sort key of spans, read in C.
 _END_TIME = attrgetter("end_time_unix_nano")
@@ -58,7 +58,7 @@ class Pipeline:
         # Stage by stage rather than span by span, so that each stage's code and tables stay in the
         # CPU's caches while it runs (bench/RESULTS.md, run 10). Normalized in the order received:
         # spans decoded one after another lie together in memory and mostly share a call site.
-        # The normalizer and the price table are thread-safe on their own.
+        # The normalizer is thread-safe on its own: it needs no lock.
         outcomes = list(map(self._normalizer.normalize, spans))
         if len(spans) > 1:
             # Aggregated in the order spans ended: children end before their parents, and agent-run

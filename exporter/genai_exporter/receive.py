@@ -250,8 +250,8 @@ _VIEW_MESSAGES: dict[str, tuple[_ViewField, ...]] = {
 }
 
 
-def _trace_request_view() -> tuple[type[Message], ...]:
-    """The message classes of the view, ExportTraceServiceRequest first, in a descriptor pool of its own.
+def _trace_view_classes() -> dict[str, type[Message]]:
+    """The message classes of the view by message name, in a descriptor pool of their own.
 
     Every class is returned so that the module holds it: upb builds the class of a nested message
     (Span, Event...) when a parsed message first hands one out, and the class lives only as long
@@ -272,12 +272,12 @@ def _trace_request_view() -> tuple[type[Message], ...]:
             if type_name:
                 field.type_name = f".{_VIEW_PACKAGE}.{type_name}"
     pool.Add(view)
-    names = ("ExportTraceServiceRequest", *(name for name in _VIEW_MESSAGES if name != "ExportTraceServiceRequest"))
-    return tuple(message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{_VIEW_PACKAGE}.{name}"))
-                 for name in names)
+    return {name: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{_VIEW_PACKAGE}.{name}"))
+            for name in _VIEW_MESSAGES}
 
 
-_TraceRequestView, *_view_message_classes = _trace_request_view()
+_VIEW_CLASSES = _trace_view_classes()
+_TraceRequestView = _VIEW_CLASSES["ExportTraceServiceRequest"]
 _PB_SCALAR_KINDS = frozenset({"string_value", "bool_value", "int_value", "double_value", "bytes_value"})
 
 # Tags (field number << 3 | wire type) of the AnyValue fields decoded by hand.
