@@ -27,7 +27,8 @@ _MAX_BODY = 1 << 26
 
 
 def machine() -> str:
-    """Where the figures come from: CPUs, CPU model, Python, the protobuf backend, load."""
+    """Where the figures come from: CPUs, CPU model, Python, the protobuf backend, whether the
+    exporter's data path runs compiled (GENAI_EXPORTER_NO_EXTENSIONS=1 runs it from source), load."""
     model = "unknown CPU"
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
@@ -40,7 +41,18 @@ def machine() -> str:
     return (f"{os.cpu_count()} CPUs ({model}); Python {platform.python_version()}; "
             f"protobuf {metadata.version('protobuf')} ({api_implementation.Type()}); "
             f"prometheus_client {metadata.version('prometheus_client')}; "
-            f"opentelemetry-sdk {metadata.version('opentelemetry-sdk')}; load average {load}")
+            f"opentelemetry-sdk {metadata.version('opentelemetry-sdk')}; data path {data_path_build()}; "
+            f"load average {load}")
+
+
+def data_path_build() -> str:
+    """How the exporter imported here runs its data path: "compiled", "python" or "mixed"; "python"
+    for a tree older than the compiled build (bench compare runs such trees)."""
+    try:
+        from genai_exporter.extensions import data_path_build as build
+    except ImportError:
+        return "python"
+    return build()
 
 
 def decode_body(body: bytes, keep: frozenset[str] | None) -> list[SpanRecord]:

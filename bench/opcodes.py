@@ -8,7 +8,9 @@ slower, not different) over one 1000-span body of spans it has not seen, after t
 seen 20 other bodies, as a running exporter has (`workload.fresh_spans`: the same call sites, new
 ids and token counts). Deterministic but for the trace and span ids the SDK draws at random.
 
-    python -m bench opcodes [--top 15]
+    GENAI_EXPORTER_NO_EXTENSIONS=1 python -m bench opcodes [--top 15]
+
+(Bytecodes are those of the sources: the compiled data path executes none, so it is refused.)
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from bench.common import header, ingest_bodies, machine
+from bench.common import data_path_build, header, ingest_bodies, machine
 from bench.ingest import BATCH_SIZE
 from bench.workload import describe, fresh_spans, otlp_bodies
 from genai_exporter.config import Config
@@ -73,4 +75,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> list[object]:
     """Entry point of `python -m bench opcodes`."""
+    build = data_path_build()
+    if build != "python":
+        # Compiled modules execute no bytecode: counting them would leave them out unseen.
+        raise SystemExit(f"bench opcodes: the data path here is {build}, and compiled code executes no "
+                         "bytecodes; run it from its sources: GENAI_EXPORTER_NO_EXTENSIONS=1 python -m bench opcodes")
     return run(args.top)

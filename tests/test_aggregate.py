@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
 from genai_exporter import catalog, semconv
 from genai_exporter.aggregate import SERIES_LABELS_CACHE_SIZE, Aggregator
 from genai_exporter.config import CardinalityLimits, default_dimensions
 from genai_exporter.normalize import Normalizer, Observation
 from genai_exporter.records import SpanRecord, TokenCost
 from tests.spanfactory import chat_attributes, new_span_id, span
+
+# Also run from the Python sources, not only compiled (scripts/test.sh).
+pytestmark = pytest.mark.data_path
 
 DIMENSIONS = default_dimensions()
 COST = TokenCost(input=0.0003, cache_read=0.0, cache_write=0.0, output=0.0006)

@@ -32,6 +32,9 @@ from tests.otlpwire import Answer, Client, protobuf_body
 from tests.serving import REPOSITORY_ROOT, ServeProcess, built_in_prices, total
 from tests.spanfactory import chat_attributes, span
 
+# Also run from the Python sources, not only compiled (scripts/test.sh).
+pytestmark = pytest.mark.data_path
+
 CHAT = protobuf_body([span(chat_attributes())])
 # Bounds against a hung test, never expectations of speed.
 PATIENCE_SECONDS = 30.0

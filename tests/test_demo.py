@@ -28,6 +28,9 @@ from genai_exporter.inprocess import GenAIMetricsSpanProcessor
 from genai_exporter.pipeline import Pipeline
 from genai_exporter.server import start_servers
 
+# Also run from the Python sources, not only compiled (scripts/test.sh).
+pytestmark = pytest.mark.data_path
+
 DEMO_CONFIG = load_config(DEMO_CONFIG_FILE)
 # At the default 2 agent runs per second, 30 runs are the first 15 seconds of `serve --demo`.
 RUNS_IN_FIRST_15_SECONDS = round(15 * workload.DEFAULT_RATE)

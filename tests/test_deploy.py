@@ -259,11 +259,13 @@ def _dockerignore_excludes(path: str) -> bool:
 
 def test_dockerignore_keeps_secrets_and_caches_out_of_the_build_context() -> None:
     for path in (".env", ".venv/bin/python", "exporter/genai_exporter/__pycache__/catalog.cpython-312.pyc",
-                 "exporter/genai_exporter.egg-info/PKG-INFO", "dashboards/generated/overview.json"):
+                 "exporter/genai_exporter.egg-info/PKG-INFO", "dashboards/generated/overview.json",
+                 "exporter/genai_exporter/normalize.cpython-311-x86_64-linux-gnu.so",
+                 "exporter/genai_exporter/_extensions.json"):
         assert _dockerignore_excludes(path), path
 
 
-@pytest.mark.parametrize("source", ["pyproject.toml", "README.md", "exporter/genai_exporter/config.py"])
+@pytest.mark.parametrize("source", ["pyproject.toml", "setup.py", "README.md", "exporter/genai_exporter/config.py"])
 def test_every_file_the_image_build_copies_is_in_the_build_context(source: str) -> None:
     copied = [rest.split()[:-1] for keyword, rest in _dockerfile_instructions()
               if keyword == "COPY" and "--from" not in rest]

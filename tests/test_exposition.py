@@ -15,6 +15,9 @@ from genai_exporter.normalize import Normalizer, Observation
 from genai_exporter.records import TokenCost
 from tests.spanfactory import chat_attributes, span
 
+# Also run from the Python sources, not only compiled (scripts/test.sh).
+pytestmark = pytest.mark.data_path
+
 GOLDEN = Path(__file__).parent / "golden"
 USER_TIER = semconv.DEFAULT_USER_TIER_ATTRIBUTES[0]
 OPENMETRICS_ACCEPT = "application/openmetrics-text; version=1.0.0; charset=utf-8"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import threading
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, Counter
@@ -19,6 +20,9 @@ from genai_exporter import catalog
 from genai_exporter.aggregate import Aggregator, HistogramState
 from genai_exporter.config import Budget, CardinalityLimits
 from genai_exporter.expose import GenAICollector, metrics_renderer
+
+# Also run from the Python sources, not only compiled (scripts/test.sh).
+pytestmark = pytest.mark.data_path
 
 DIMENSIONS = ("user_tier", "feature")
 TEXT = "text/plain; version=0.0.4; charset=utf-8"

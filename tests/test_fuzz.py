@@ -43,6 +43,9 @@ from genai_exporter.receive import ReceiveError, decode_export_request
 from tests.otlpwire import JSON, PROTOBUF, Client, body_with_raw_attributes, length_delimited, otlp_json_document
 from tests.serving import Exporter, serving
 
+# Also run from the Python sources, not only compiled (scripts/test.sh).
+pytestmark = pytest.mark.data_path
+
 EXAMPLES = int(os.environ.get("GENAI_FUZZ_EXAMPLES", "60"))
 # A CI-sized run uses the same examples every time; a long run explores (and keeps failures in .hypothesis/).
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=EXAMPLES <= 100,

@@ -22,6 +22,9 @@ from genai_exporter.receive import CONTENT_TYPE_PROTOBUF, decode_export_request
 from genai_exporter.server import SERVICE_GC_THRESHOLD, settle_garbage_collector
 from tests.test_demo import generate_runs
 
+# Also run from the Python sources, not only compiled (scripts/test.sh).
+pytestmark = pytest.mark.data_path
+
 RUNS_PER_BODY = 40
 
 

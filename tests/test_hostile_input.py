@@ -19,6 +19,9 @@ from genai_exporter.receive import MalformedRequest, decode_export_request
 from tests.serving import built_in_prices
 from tests.spanfactory import chat_attributes, span
 
+# Also run from the Python sources, not only compiled (scripts/test.sh).
+pytestmark = pytest.mark.data_path
+
 NESTED_TOO_DEEP = "[" * 100_000
 
 

@@ -14,6 +14,9 @@ from genai_exporter.litellm_import import LITELLM_PRICES_URL, convert_litellm, i
 from genai_exporter.pricing import load_price_table, price_usage
 from genai_exporter.records import TokenCost, TokenUsage
 
+# Also run from the Python sources, not only compiled (scripts/test.sh).
+pytestmark = pytest.mark.data_path
+
 SAMPLE = Path(__file__).parent / "fixtures" / "litellm_prices_sample.json"
 READ_ON = datetime.date(2026, 11, 22)
 

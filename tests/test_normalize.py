@@ -20,6 +20,9 @@ from genai_exporter.normalize import (
 from genai_exporter.records import TokenUsage
 from tests.spanfactory import START_NS, chat_attributes, span
 
+# Also run from the Python sources, not only compiled (scripts/test.sh).
+pytestmark = pytest.mark.data_path
+
 USER_TIER = semconv.DEFAULT_USER_TIER_ATTRIBUTES[0]
 FEATURE = semconv.DEFAULT_FEATURE_ATTRIBUTES[0]
 CACHE_READ = semconv.CACHE_READ_TOKENS_ALIASES[0]

@@ -31,6 +31,9 @@ from genai_exporter.pipeline import Pipeline
 from genai_exporter.server import start_servers
 from tests.spanfactory import chat_attributes
 
+# Also run from the Python sources, not only compiled (scripts/test.sh).
+pytestmark = pytest.mark.data_path
+
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"

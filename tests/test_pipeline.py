@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+import pytest
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.resources import Resource
@@ -19,6 +20,9 @@ from genai_exporter.pricing import load_price_table
 from genai_exporter.receive import decode_export_request
 from genai_exporter.records import IngestResult
 from tests.spanfactory import chat_attributes, span
+
+# Also run from the Python sources, not only compiled (scripts/test.sh).
+pytestmark = pytest.mark.data_path
 
 PRICES = load_price_table()
 

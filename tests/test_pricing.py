@@ -16,6 +16,9 @@ from genai_exporter.pricing import (
 )
 from genai_exporter.records import TokenCost, TokenUsage
 
+# Also run from the Python sources, not only compiled (scripts/test.sh).
+pytestmark = pytest.mark.data_path
+
 # The models the built-in table promises to price, as (provider, model) reported on spans.
 REQUIRED_MODELS = [
     ("openai", model) for model in (

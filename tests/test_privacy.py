@@ -24,6 +24,9 @@ from tests.otlpwire import JSON, Client, json_body, protobuf_body
 from tests.serving import ServeProcess, built_in_prices
 from tests.spanfactory import chat_attributes, new_span_id, span
 
+# Also run from the Python sources, not only compiled (scripts/test.sh).
+pytestmark = pytest.mark.data_path
+
 SECRET = "0d9c2f6e8a4b1c3d5e7f9a0b2c4d6e8f"
 # echo -n alice@example.com | openssl dgst -sha256 -hmac 0d9c2f6e8a4b1c3d5e7f9a0b2c4d6e8f -> f1ade440f918...
 ALICE_PSEUDONYM = "h_f1ade440f918"

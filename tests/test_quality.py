@@ -30,6 +30,9 @@ from genai_exporter.pipeline import Pipeline
 from genai_exporter.records import SpanEvent
 from tests.spanfactory import chat_attributes, span
 
+# Also run from the Python sources, not only compiled (scripts/test.sh).
+pytestmark = pytest.mark.data_path
+
 ANSWER = '{"summary": "Revenue grew 12%.", "sql": "SELECT region, SUM(amount) FROM orders", "sources": [{"url": "x"}]}'
 VALID_JSON = OutputCheck("valid_json", CHECK_JSON)
 ANSWER_FIELDS = OutputCheck("answer_fields", CHECK_REQUIRED_FIELDS,

@@ -48,6 +48,9 @@ from tests.instrumented import (
     to_otlp_protobuf,
 )
 
+# Also run from the Python sources, not only compiled (scripts/test.sh).
+pytestmark = pytest.mark.data_path
+
 SERVICE = dump_dialects.SERVICE_NAME
 PROVIDER = "openai"
 EMBEDDING_MODEL = EMBEDDINGS.request_model

@@ -18,6 +18,9 @@ from genai_exporter.receive import MalformedRequest, decode_export_request
 from genai_exporter.records import AttributeValue, SpanEvent, SpanRecord
 from tests.otlpwire import body_with_raw_attributes, body_with_span_fields, length_delimited, varint
 
+# Also run from the Python sources, not only compiled (scripts/test.sh).
+pytestmark = pytest.mark.data_path
+
 PROTOBUF = "application/x-protobuf"
 KEEP = frozenset({semconv.OPERATION_NAME, semconv.PROVIDER_NAME, semconv.INPUT_TOKENS, semconv.SERVICE_NAME})
 KEYS = (*sorted(KEEP), "gen_ai.response.id", "server.address", "gen_ai.tool.call.arguments")

@@ -12,6 +12,7 @@ import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from operator import itemgetter
 from typing import NamedTuple
 
@@ -224,6 +225,12 @@ def _text(value: AttributeValue | None) -> str:
     if isinstance(value, bool | int | float):
         return str(value)
     return ""
+
+
+def _attribute_text(attributes: Mapping[str, AttributeValue], key: str) -> str | None:
+    """An attribute's value as the output checks' `match.attributes` compare it; None when absent."""
+    value = attributes.get(key)
+    return None if value is None else _text(value)
 
 
 def _operation(found: Mapping[str, AttributeValue]) -> str | None:
@@ -695,10 +702,9 @@ class Normalizer:
         tool = _text(found.get(_TOOL)).strip()
         output_checks: tuple[OutputCheck, ...] = ()
         if self._output_checks:
-            def attribute(key: str) -> str | None:
-                value = attributes.get(key)
-                return None if value is None else _text(value)
-
+            # A partial, not a closure: compiled (setup.py), a closure and its scope would make a
+            # reference cycle for the collector to free on every new kind.
+            attribute = partial(_attribute_text, attributes)
             output_type = _output_type(found)
             output_checks = tuple(
                 check for check in self._output_checks
