@@ -47,11 +47,14 @@ def _sections(scope: queries.Scope) -> list[Section]:
         lib.stat(
             "Running version",
             question="Which exporter version is running where?",
-            details=f"The version and Python version labels of {catalog.BUILD_INFO.name}, per "
-                    "instance. Different versions side by side mean a rollout is in progress.",
+            details=f"The version, Python version and data path labels of {catalog.BUILD_INFO.name}, per "
+                    "instance. Different versions side by side mean a rollout is in progress; a data path "
+                    "other than compiled means the exporter runs its Python sources, about a tenth slower "
+                    "per span (no C compiler where it was installed, or GENAI_EXPORTER_NO_EXTENSIONS set).",
             unit=lib.NONE,
             targets=lib.targets((scope.scraped(catalog.BUILD_INFO.name),
-                                 "{{instance}}: {{version}} (Python {{python_version}})"), instant=True),
+                                 "{{instance}}: {{version}} (Python {{python_version}}, data path {{data_path}})"),
+                                instant=True),
             width=12,
             text_mode="name",
         ),

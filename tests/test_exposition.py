@@ -33,7 +33,7 @@ def collector() -> GenAICollector:
     assert isinstance(observation, Observation)
     aggregator.record(observation, "gpt-4o-mini", TokenCost(input=0.00018, output=0.00018))
     budget = Budget(catalog.BUDGET_TOKENS_PER_SECOND.name, (("user_tier", "free"),), 1000.0)
-    return GenAICollector(aggregator, threading.Lock(), (budget,), build=("0.1.0", "3.11.7"))
+    return GenAICollector(aggregator, threading.Lock(), (budget,), build=("0.1.0", "3.11.7", "compiled"))
 
 
 def test_prometheus_text_format_matches_golden_file(collector):

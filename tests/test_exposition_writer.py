@@ -64,7 +64,7 @@ def aggregator() -> Aggregator:
 
 
 def collector_of(agg: Aggregator, budgets: tuple[Budget, ...] = ()) -> GenAICollector:
-    return GenAICollector(agg, threading.Lock(), budgets, build=("0.1.0", "3.11.7"))
+    return GenAICollector(agg, threading.Lock(), budgets, build=("0.1.0", "3.11.7", "compiled"))
 
 
 label_values = st.text(alphabet=st.sampled_from('ab\\"\n é{}=,%s_-'), max_size=6)

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 import genai_exporter
+from genai_exporter import catalog
 from genai_exporter.extensions import (
     BUILD_COMPILED,
     BUILD_PYTHON,
@@ -29,6 +30,7 @@ from genai_exporter.extensions import (
     extensions_refused,
     sources_to_prefer,
 )
+from genai_exporter.pipeline import Pipeline
 
 PACKAGE_DIR = Path(genai_exporter.__file__).resolve().parent
 ALL_SOURCES = {f"genai_exporter.{name}": f"{name}.py" for name in COMPILED_MODULES}
@@ -56,6 +58,13 @@ def test_the_data_path_runs_compiled_after_the_build_and_from_sources_when_asked
     # scripts/test.sh runs the data-path tests a second time with GENAI_EXPORTER_NO_EXTENSIONS=1.
     expected = BUILD_PYTHON if extensions_refused(os.environ) else BUILD_COMPILED
     assert data_path_build() == expected
+
+
+def test_build_info_says_how_the_data_path_runs() -> None:
+    expected = BUILD_PYTHON if extensions_refused(os.environ) else BUILD_COMPILED
+    build_info = next(family for family in Pipeline().collector.collect()
+                      if family.name == catalog.BUILD_INFO.name)
+    assert [sample.labels[catalog.DATA_PATH] for sample in build_info.samples] == [expected]
 
 
 def test_extensions_built_from_the_sources_beside_them_are_used(tmp_path: Path) -> None:

@@ -41,6 +41,8 @@ RESULT = "result"
 EVALUATION = "evaluation"
 VERSION = "version"
 PYTHON_VERSION = "python_version"
+# Whether the data path runs compiled: genai_exporter.extensions.BUILD_COMPILED, BUILD_PYTHON or BUILD_MIXED.
+DATA_PATH = "data_path"
 
 # --- Closed label value sets ------------------------------------------------------------------
 
@@ -302,8 +304,9 @@ AGENT_RUNS_EVICTED = MetricSpec(
 BUILD_INFO = MetricSpec(
     name="genai_exporter_build_info",
     kind=MetricKind.GAUGE,
-    help="Build information of the running genai-exporter; the value is always 1.",
-    labels=(VERSION, PYTHON_VERSION),
+    help="Build information of the running genai-exporter (data_path: compiled, python or mixed); "
+    "the value is always 1.",
+    labels=(VERSION, PYTHON_VERSION, DATA_PATH),
     domain=False,
 )
 

@@ -31,6 +31,7 @@ from prometheus_client.utils import floatToGoString
 from genai_exporter import __version__, catalog
 from genai_exporter.aggregate import Aggregator, CounterSeries, Exemplar, HistogramState, LabelValues
 from genai_exporter.config import Budget
+from genai_exporter.extensions import data_path_build
 
 # OpenMetrics exemplar label names; Grafana's exemplar link uses trace_id.
 EXEMPLAR_TRACE_ID = "trace_id"
@@ -261,9 +262,11 @@ class GenAICollector:
     """
 
     def __init__(self, aggregator: Aggregator, lock: threading.Lock, budgets: Sequence[Budget] = (),
-                 build: tuple[str, str] = (__version__, platform.python_version())) -> None:
+                 build: tuple[str, str, str] | None = None) -> None:
         self._aggregator = aggregator
         self._lock = lock
+        if build is None:  # the labels of genai_exporter_build_info, of this process by default
+            build = (__version__, platform.python_version(), data_path_build())
         build_info = _Gauges(catalog.BUILD_INFO.name, catalog.BUILD_INFO.help,
                              ((tuple(zip(catalog.BUILD_INFO.labels, build, strict=True)), 1.0),))
         self._static_families: tuple[_Gauges, ...] = (build_info, *_budget_families(budgets))
