@@ -7,6 +7,9 @@ aggregating spans make no reference cycles: all they allocate is freed by refere
 from __future__ import annotations
 
 import gc
+import subprocess
+import sys
+import textwrap
 from collections.abc import Iterator
 
 import pytest
@@ -66,3 +69,27 @@ def test_the_service_collects_rarely_and_leaves_its_startup_objects_out() -> Non
     finally:
         gc.unfreeze()
         gc.set_threshold(*threshold)
+
+
+# Runs `genai-exporter serve` in a new interpreter and, when it logs that it listens, prints the
+# collector's first threshold and whether startup objects were frozen, and ends the process.
+_SERVE_AND_REPORT = textwrap.dedent("""
+    import gc, logging, os, sys
+
+    class Report(logging.Handler):
+        def emit(self, record):
+            if "listening:" in record.getMessage():
+                print(gc.get_threshold()[0], gc.get_freeze_count() > 0, flush=True)
+                os._exit(0)
+
+    logging.getLogger("genai_exporter").addHandler(Report())
+    from genai_exporter import cli
+    sys.exit(cli.main(["serve", "--web.listen-address", "127.0.0.1:0", "--otlp.listen-address", "127.0.0.1:0"]))
+""")
+
+
+def test_genai_exporter_serve_settles_its_collector_before_it_listens() -> None:
+    completed = subprocess.run([sys.executable, "-c", _SERVE_AND_REPORT], capture_output=True, text=True,
+                               timeout=60, check=False)
+    assert (completed.returncode, completed.stdout.split()) == (0, [str(SERVICE_GC_THRESHOLD), "True"]), \
+        completed.stderr
