@@ -61,10 +61,10 @@ def export_request(spans: Sequence[SpanRecord]) -> ExportTraceServiceRequest:
         resource_spans = request.resource_spans.add()
         resource_spans.resource.attributes.extend(key_values(record.resource_attributes))
         span = resource_spans.scope_spans.add().spans.add()
-        span.trace_id = bytes.fromhex(record.trace_id)
-        span.span_id = bytes.fromhex(record.span_id)
+        span.trace_id = record.trace_id
+        span.span_id = record.span_id
         if record.parent_span_id:
-            span.parent_span_id = bytes.fromhex(record.parent_span_id)
+            span.parent_span_id = record.parent_span_id
         span.name = record.name
         span.start_time_unix_nano = record.start_time_unix_nano
         span.end_time_unix_nano = record.end_time_unix_nano

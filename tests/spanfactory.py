@@ -30,11 +30,12 @@ def span(
     start_ns: int = START_NS,
     resource: dict[str, AttributeValue] | None = None,
 ) -> SpanRecord:
-    """A finished span with the given attributes, as the receiver would hand it on."""
+    """A finished span with the given attributes, as the receiver would hand it on (ids given in hex,
+    as they are read and shown, and carried as bytes, as OTLP has them)."""
     return SpanRecord(
-        trace_id=trace_id,
-        span_id=span_id or new_span_id(),
-        parent_span_id=parent_span_id,
+        trace_id=bytes.fromhex(trace_id),
+        span_id=bytes.fromhex(span_id or new_span_id()),
+        parent_span_id=bytes.fromhex(parent_span_id),
         name=name,
         start_time_unix_nano=start_ns,
         end_time_unix_nano=start_ns + round(duration_s * 1e9),

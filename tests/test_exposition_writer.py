@@ -72,7 +72,7 @@ numbers = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True),
     st.sampled_from([0.0, 1.0, 999_999.0, 1_000_000.0, 1234567.0, 1e21, 0.00018, 5e-324]),
 )
-exemplars = st.tuples(st.just(TRACE_ID), st.text(alphabet='0123456789abcdef"\\', min_size=1, max_size=16),
+exemplars = st.tuples(st.just(bytes.fromhex(TRACE_ID)), st.binary(min_size=1, max_size=8),
                       numbers, st.floats(min_value=0, max_value=2e9, allow_nan=False))
 
 
@@ -142,7 +142,8 @@ def test_histogram_bucket_exemplar_sits_on_the_bucket_it_fell_into():
     agg = aggregator()
     counts = [0] * (len(catalog.DURATION_BUCKETS_SECONDS) + 1)
     counts[6] = 1
-    state = HistogramState(counts, 0.5, 1, {6: (TRACE_ID, "00f067aa0ba902b7", 0.5, 1760000000.5)})
+    exemplar = (bytes.fromhex(TRACE_ID), bytes.fromhex("00f067aa0ba902b7"), 0.5, 1760000000.5)
+    state = HistogramState(counts, 0.5, 1, {6: exemplar})
     agg.duration.series[("svc", "model", "chat", "openai", "gpt-4o-mini", "", "", "ok", "", "free", "")] = state
     lines = metrics_renderer(collector_of(agg))(OPENMETRICS)[0].decode().splitlines()
     assert [line for line in lines if "# {" in line] == [

@@ -205,7 +205,7 @@ def test_span_lasting_more_than_a_week_is_rejected():
 
 
 def test_span_with_malformed_ids_is_rejected():
-    assert reject(chat_attributes(), trace_id="abc").reason == catalog.REJECT_INVALID_SPAN
+    assert reject(chat_attributes(), trace_id="abcd").reason == catalog.REJECT_INVALID_SPAN
 
 
 def test_rejection_message_names_the_span_and_the_value():
@@ -304,7 +304,7 @@ def test_dimension_falls_back_to_its_next_attribute_name():
 
 def test_exemplar_ids_and_end_time_are_kept():
     obs = observe(chat_attributes(), span_id="00f067aa0ba902b7", duration_s=1)
-    assert (obs.trace_id, obs.span_id, obs.end_time_unix_nano) == (
+    assert (obs.trace_id.hex(), obs.span_id.hex(), obs.end_time_unix_nano) == (
         "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7", START_NS + 1_000_000_000)
 
 
@@ -323,8 +323,8 @@ def test_spans_of_one_call_site_share_a_kind_and_keep_their_own_measurements():
                                       duration_s=1))
     second = normalizer.normalize(span(chat_attributes(input_tokens=200, output_tokens=0), span_id="00000000000000a2",
                                        duration_s=2))
-    assert (first.usage, first.duration_seconds, first.span_id, first.empty_response,
-            second.usage, second.duration_seconds, second.span_id, second.empty_response,
+    assert (first.usage, first.duration_seconds, first.span_id.hex(), first.empty_response,
+            second.usage, second.duration_seconds, second.span_id.hex(), second.empty_response,
             normalizer.remembered_kinds) == (
         TokenUsage(100, 0, 0, 10), 1.0, "00000000000000a1", False,
         TokenUsage(200, 0, 0, 0), 2.0, "00000000000000a2", True, 1)

@@ -62,7 +62,7 @@ def reference_attributes(key_values: Any, keep: frozenset[str] | None) -> dict[s
 
 def reference_records(request: ExportTraceServiceRequest, keep: frozenset[str] | None) -> list[SpanRecord]:
     return [
-        SpanRecord(span.trace_id.hex(), span.span_id.hex(), span.parent_span_id.hex(), span.name,
+        SpanRecord(span.trace_id, span.span_id, span.parent_span_id, span.name,
                    span.start_time_unix_nano, span.end_time_unix_nano,
                    span.status.code == Status.STATUS_CODE_ERROR,
                    reference_attributes(span.attributes, keep),

@@ -33,9 +33,10 @@ SERIES_LABELS_CACHE_SIZE = 4096
 
 
 # Link from a data point to the span that produced it (OpenMetrics exemplar): (trace_id, span_id,
-# value, timestamp_seconds). A plain tuple, not a NamedTuple: one is made per series a span updates,
-# and a plain tuple is built ten times faster than a NamedTuple (bench/RESULTS.md).
-Exemplar = tuple[str, str, float, float]
+# value, timestamp_seconds), the ids as the span's bytes (exposition writes them as hex). A plain
+# tuple, not a NamedTuple: one is made per series a span updates, and a plain tuple is built ten
+# times faster than a NamedTuple (bench/RESULTS.md).
+Exemplar = tuple[bytes, bytes, float, float]
 
 
 @dataclass(slots=True)
@@ -200,7 +201,7 @@ class Aggregator:
             LabelCap(label, cap, length) for label, cap in zip(dimension_labels, dimension_caps, strict=True)
         )
         self._max_pending_runs = limits.max_pending_agent_runs
-        self._pending_runs: OrderedDict[tuple[str, str], _RunTally] = OrderedDict()
+        self._pending_runs: OrderedDict[tuple[bytes, bytes], _RunTally] = OrderedDict()
         self._series_cache: dict[tuple[object, ...], _ResolvedSeries] = {}
 
         self.tokens = CounterFamily(catalog.TOKENS)
@@ -253,13 +254,13 @@ class Aggregator:
         code = str(status_code)
         self.requests[code] = self.requests.get(code, 0) + 1
 
-    def link_span(self, trace_id: str, span_id: str, parent_span_id: str) -> None:
+    def link_span(self, trace_id: bytes, span_id: bytes, parent_span_id: bytes) -> None:
         """Carry an agent-run tally through a span that is not a GenAI span (e.g. an HTTP hop)."""
         tally = self._pending_runs.pop((trace_id, span_id), None)
         if tally is not None and parent_span_id:
             self._carry_to_parent(trace_id, parent_span_id, tally)
 
-    def _carry_to_parent(self, trace_id: str, parent_span_id: str, tally: _RunTally) -> None:
+    def _carry_to_parent(self, trace_id: bytes, parent_span_id: bytes, tally: _RunTally) -> None:
         """Add a tally to the parent's; the caller hands over `tally` and must not use it again."""
         key = (trace_id, parent_span_id)
         pending = self._pending_runs.get(key)
@@ -375,7 +376,7 @@ class Aggregator:
                     states[reason] = state
             state.value += 1
 
-    def _record_cost(self, cost: TokenCost, series: _ResolvedSeries, trace_id: str, span_id: str,
+    def _record_cost(self, cost: TokenCost, series: _ResolvedSeries, trace_id: bytes, span_id: bytes,
                      timestamp: float) -> None:
         savings = series.cache_savings_state
         if savings is None:
@@ -406,7 +407,7 @@ class Aggregator:
             if evaluation.score is not None:
                 self.evaluation_score.observe((service, name, agent, model, *dims), evaluation.score)
 
-    def _record_agent_run(self, trace_id: str, span_id: str, parent_span_id: str, layer: str, operation: str,
+    def _record_agent_run(self, trace_id: bytes, span_id: bytes, parent_span_id: bytes, layer: str, operation: str,
                           labels: LabelValues, cost: TokenCost | None) -> None:
         # Children end before their parent: each span adds its own part to the tally its children
         # left under its id, then hands the sum to its parent. An invoke_agent span reports it.

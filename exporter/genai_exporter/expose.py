@@ -83,7 +83,8 @@ def _exemplar(exemplar: Exemplar | None) -> PrometheusExemplar | None:
     if exemplar is None:
         return None
     trace_id, span_id, value, timestamp_seconds = exemplar
-    return PrometheusExemplar({EXEMPLAR_TRACE_ID: trace_id, EXEMPLAR_SPAN_ID: span_id}, value, timestamp_seconds)
+    return PrometheusExemplar({EXEMPLAR_TRACE_ID: trace_id.hex(), EXEMPLAR_SPAN_ID: span_id.hex()}, value,
+                              timestamp_seconds)
 
 
 def _label_names(spec: catalog.MetricSpec, dimension_labels: Sequence[str]) -> tuple[str, ...]:
@@ -186,8 +187,9 @@ class _ExpositionWriter:
         if exemplar is None or not self.openmetrics:
             return ""
         trace_id, span_id, value, timestamp_seconds = exemplar
-        return (f' # {{{EXEMPLAR_SPAN_ID}="{self._escape(span_id)}",'
-                f'{EXEMPLAR_TRACE_ID}="{self._escape(trace_id)}"}} '
+        # Hex digits only: nothing to escape.
+        return (f' # {{{EXEMPLAR_SPAN_ID}="{span_id.hex()}",'
+                f'{EXEMPLAR_TRACE_ID}="{trace_id.hex()}"}} '
                 f"{floatToGoString(value)} {timestamp_seconds}")
 
     def counters(self, family: _Counters) -> None:

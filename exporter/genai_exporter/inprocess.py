@@ -62,11 +62,11 @@ def readable_span_to_record(span: ReadableSpan, resource_attributes: Attributes 
         resource_attributes = plain_attributes(span.resource.attributes) if span.resource is not None else {}
     events = span.events
     # The SpanRecord fields in order, built with tuple.__new__ (without the NamedTuple's Python-level
-    # __new__); ids as lowercase hex through to_bytes, the quickest way from an int.
+    # __new__); ids as the bytes OTLP carries, from the SDK's ints.
     return tuple.__new__(SpanRecord, (
-        context.trace_id.to_bytes(16, "big").hex() if context else "",
-        context.span_id.to_bytes(8, "big").hex() if context else "",
-        parent.span_id.to_bytes(8, "big").hex() if parent is not None else "",
+        context.trace_id.to_bytes(16, "big") if context else b"",
+        context.span_id.to_bytes(8, "big") if context else b"",
+        parent.span_id.to_bytes(8, "big") if parent is not None else b"",
         span.name,
         span.start_time or 0,
         span.end_time or 0,

@@ -30,8 +30,8 @@ UNKNOWN_SERVICE = "unknown_service"
 OTHER_ERROR_TYPE = "_OTHER"
 # Empty-looking tool results: JSON null, empty string, empty array or object (whitespace ignored).
 _EMPTY_JSON_VALUES = (None, "", [], {})
-_TRACE_ID_HEX_LENGTH = 32
-_SPAN_ID_HEX_LENGTH = 16
+_TRACE_ID_BYTES = 16
+_SPAN_ID_BYTES = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,9 +65,9 @@ class Observation(NamedTuple):
     empty_response: bool
     finish_reasons: tuple[str, ...]
     time_to_first_token_seconds: float | None
-    trace_id: str
-    span_id: str
-    parent_span_id: str
+    trace_id: bytes
+    span_id: bytes
+    parent_span_id: bytes
     end_time_unix_nano: int
     # (check name, passed) for every configured output check that judged this span's output.
     check_results: tuple[tuple[str, bool], ...] = ()
@@ -790,19 +790,19 @@ class Normalizer:
          finish_reasons, output_checks, evaluation_name, evaluation_label) = kind
         if not has_operation and not any(event.name == semconv.EVALUATION_RESULT_EVENT for event in events):
             return None
-        if len(trace_id) != _TRACE_ID_HEX_LENGTH or len(span_id) != _SPAN_ID_HEX_LENGTH:
+        if len(trace_id) != _TRACE_ID_BYTES or len(span_id) != _SPAN_ID_BYTES:
             return Rejection(catalog.REJECT_INVALID_SPAN, f"span {name!r}: trace or span id has the wrong length")
         duration = (end - start) / 1e9
         if start <= 0 or end < start or duration > MAX_DURATION_SECONDS:
             limit = f"0..{MAX_DURATION_SECONDS:.0f}s"
             return Rejection(catalog.REJECT_INVALID_DURATION,
-                             f"span {span_id}: duration {duration:.3f}s is not within {limit}")
+                             f"span {span_id.hex()}: duration {duration:.3f}s is not within {limit}")
 
         is_model_call = layer == catalog.LAYER_MODEL
         try:
             usage = _usage(measured, operation) if is_model_call else None
         except _InvalidTokens as error:
-            return Rejection(catalog.REJECT_INVALID_TOKENS, f"span {span_id}: {error}")
+            return Rejection(catalog.REJECT_INVALID_TOKENS, f"span {span_id.hex()}: {error}")
 
         is_error = status_error or bool(error_type)
         if is_error and not error_type:
