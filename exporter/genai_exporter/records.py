@@ -33,7 +33,8 @@ class SpanRecord(NamedTuple):
 
     Ids are bytes as OTLP carries them (16 and 8 bytes); `parent_span_id` is b"" for a root span.
     Only exposition writes them as hex, for the few that become exemplars: a span's ids are then
-    never converted, and the agent-run state keyed by them is smaller (bench/RESULTS.md, run 12: 2.6 % less CPU time per span).
+    never converted, and the agent-run state keyed by them is smaller (bench/RESULTS.md, run 12:
+    2.6 % less CPU time per span).
     `attributes` may hold only the keys the pipeline reads: receivers are allowed to skip the rest.
     """
 
