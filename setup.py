@@ -45,14 +45,17 @@ class BuildDataPath(build_ext):
             self.warn(f"genai-exporter: the data path is not compiled ({error}); it runs from its "
                       "Python sources, which are slower")
             return
-        self._write_manifest()
+        if self.extensions:
+            self._write_manifest()
 
     def _write_manifest(self) -> None:
-        package_dir = Path(self.get_ext_fullpath(f"{extensions.PACKAGE}.{extensions.COMPILED_MODULES[0]}")).parent
-        manifest = {
-            name: extensions.source_digest(_ROOT / "exporter" / extensions.PACKAGE / f"{name}.py")
-            for name in extensions.COMPILED_MODULES
-        }
+        # Only the extensions this build made are vouched for: a build without them (refused) leaves
+        # an earlier manifest, whose digests then no longer match any source edited since.
+        package_dir = Path(self.get_ext_fullpath(self.extensions[0].name)).parent
+        manifest = {}
+        for extension in self.extensions:
+            name = extension.name.rpartition(".")[2]
+            manifest[name] = extensions.source_digest(_ROOT / "exporter" / extensions.PACKAGE / f"{name}.py")
         (package_dir / extensions.MANIFEST_NAME).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n",
                                                             encoding="utf-8")
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dashboards import lib, queries
 from dashboards.lib import Section
 from genai_exporter import catalog, config
+from genai_exporter.extensions import NO_EXTENSIONS_VARIABLE
 
 UID = "genai-exporter-health"
 
@@ -50,10 +51,11 @@ def _sections(scope: queries.Scope) -> list[Section]:
             details=f"The version, Python version and data path labels of {catalog.BUILD_INFO.name}, per "
                     "instance. Different versions side by side mean a rollout is in progress; a data path "
                     "other than compiled means the exporter runs its Python sources, about a tenth slower "
-                    "per span (no C compiler where it was installed, or GENAI_EXPORTER_NO_EXTENSIONS set).",
+                    f"per span (no C compiler where it was installed, or {NO_EXTENSIONS_VARIABLE} set).",
             unit=lib.NONE,
             targets=lib.targets((scope.scraped(catalog.BUILD_INFO.name),
-                                 "{{instance}}: {{version}} (Python {{python_version}}, data path {{data_path}})"),
+                                 f"{{{{instance}}}}: {{{{{catalog.VERSION}}}}} "
+                                 f"(Python {{{{{catalog.PYTHON_VERSION}}}}}, data path {{{{{catalog.DATA_PATH}}}}})"),
                                 instant=True),
             width=12,
             text_mode="name",

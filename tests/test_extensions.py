@@ -78,6 +78,19 @@ def test_a_source_edited_after_the_build_is_imported_instead_of_its_extension(tm
     assert preferred(package_dir, {}) == {"genai_exporter.normalize": "normalize.py"}
 
 
+def test_a_module_the_manifest_does_not_list_comes_from_its_source(tmp_path: Path) -> None:
+    built = {name: source for name, source in current_sources().items() if name != "aggregate"}
+    package_dir = package_with_manifest(tmp_path, built)
+    assert preferred(package_dir, {}) == {"genai_exporter.aggregate": "aggregate.py"}
+
+
+def test_a_module_without_its_source_is_left_to_the_usual_import(tmp_path: Path) -> None:
+    package_dir = package_with_manifest(tmp_path, current_sources())
+    (package_dir / "receive.py").unlink()
+    assert preferred(package_dir, {NO_EXTENSIONS_VARIABLE: "1"}) == {
+        fullname: file for fullname, file in ALL_SOURCES.items() if file != "receive.py"}
+
+
 def test_without_a_manifest_every_module_comes_from_its_source(tmp_path: Path) -> None:
     package_dir = package_with_manifest(tmp_path, current_sources())
     (package_dir / MANIFEST_NAME).unlink()

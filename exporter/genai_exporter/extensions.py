@@ -53,11 +53,12 @@ def source_digest(source: Path) -> str:
 def sources_to_prefer(package_dir: Path, environ: Mapping[str, str]) -> dict[str, Path]:
     """Data-path modules to import from their sources: every one without a vouched-for extension.
 
-    Keyed by full module name. All of them when the environment refuses extensions, when there is
-    no readable manifest, or for a module whose source differs from the one its extension was
-    built from (or that has no extension at all: importing the source is then what happens anyway).
+    Keyed by full module name, and only modules whose source is there. All of them when the
+    environment refuses extensions or there is no readable manifest; otherwise each module whose
+    source differs from the one its extension was built from, or that the manifest does not list.
     """
     sources = {f"{PACKAGE}.{name}": package_dir / f"{name}.py" for name in COMPILED_MODULES}
+    sources = {fullname: source for fullname, source in sources.items() if source.is_file()}
     if extensions_refused(environ):
         return sources
     try:
@@ -68,7 +69,7 @@ def sources_to_prefer(package_dir: Path, environ: Mapping[str, str]) -> dict[str
         return sources
     return {
         fullname: source for fullname, source in sources.items()
-        if not source.is_file() or manifest.get(fullname.rpartition(".")[2]) != source_digest(source)
+        if manifest.get(fullname.rpartition(".")[2]) != source_digest(source)
     }
 
 
@@ -81,9 +82,7 @@ class _SourceFinder(importlib.abc.MetaPathFinder):
     def find_spec(self, fullname: str, path: Sequence[str] | None,
                   target: ModuleType | None = None) -> ModuleSpec | None:
         source = self._sources.get(fullname)
-        if source is None or not source.is_file():
-            return None
-        return importlib.util.spec_from_file_location(fullname, source)
+        return None if source is None else importlib.util.spec_from_file_location(fullname, source)
 
 
 def prefer_current_sources(package_dir: Path, environ: Mapping[str, str]) -> None:
