@@ -331,12 +331,13 @@ def test_the_memo_of_entries_stays_bounded_whatever_values_arrive():
 
 def test_a_full_memo_of_entries_holds_under_11_mib_in_its_worst_case(monkeypatch):
     # The most memory per entry: 128-byte entries of distinct keys (every key read), each an array
-    # of four distinct strings, the longest array remembered (a single string takes 7.4 MiB).
+    # of four distinct strings, the longest array remembered (a single string takes 7.4 MiB); each
+    # entry sent twice in a row, so that every one is remembered.
     monkeypatch.setattr(receive, "_entry_readers", {})
     items = 4
     arrays = [(f"k{index:05d}", length_delimited(5, b"".join(
         length_delimited(1, length_delimited(1, f"{index:05d}{item}".encode() + b"y" * 19)) for item in range(items))))
-        for index in range(receive._MEMO_MAX_ENTRIES - 1)]
+        for index in range(receive._MEMO_MAX_ENTRIES - 1) for _ in range(2)]
     body = body_with_raw_attributes(arrays)
     tracemalloc.start()
     try:
@@ -346,6 +347,23 @@ def test_a_full_memo_of_entries_holds_under_11_mib_in_its_worst_case(monkeypatch
         tracemalloc.stop()
     memo = receive._entry_readers[None]
     assert (len(memo), max(map(len, memo)), held < 11 * 2**20) == (receive._MEMO_MAX_ENTRIES - 1, 128, True)
+
+
+def test_a_kept_entry_is_remembered_when_it_is_seen_again_not_at_first_sight(monkeypatch):
+    monkeypatch.setattr(receive, "_entry_readers", {})
+    entry = length_delimited(1, semconv.OPERATION_NAME.encode()) + length_delimited(2, length_delimited(1, b"chat"))
+    body = body_with_span_fields(length_delimited(9, entry))
+    decode_body(body)
+    first_sight = dict(receive._entry_readers[KEEP])
+    decode_body(body)
+    assert (first_sight, dict(receive._entry_readers[KEEP])) == ({}, {entry: (semconv.OPERATION_NAME, "chat")})
+
+
+def test_token_counts_that_do_not_recur_never_enter_the_memo(monkeypatch):
+    monkeypatch.setattr(receive, "_entry_readers", {})
+    counts = [(semconv.INPUT_TOKENS, b"\x18" + varint(tokens)) for tokens in range(1000, 6000)]
+    spans = decode_body(body_with_raw_attributes(counts))
+    assert (spans[0].attributes, len(receive._entry_readers[KEEP])) == ({semconv.INPUT_TOKENS: 5999}, 0)
 
 
 def test_the_memo_stays_bounded_when_distinct_entries_of_keys_not_kept_each_recur():

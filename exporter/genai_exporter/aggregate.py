@@ -16,16 +16,18 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from genai_exporter import catalog, semconv
+from genai_exporter import catalog
+from genai_exporter.catalog import LAYER_MODEL, LAYER_TOOL  # by name, as read on every span (no lookup)
 from genai_exporter.config import CardinalityLimits
 from genai_exporter.normalize import Observation
 from genai_exporter.records import TokenCost
+from genai_exporter.semconv import OP_INVOKE_AGENT  # by name, as read on every span
 
 LabelValues = tuple[str, ...]
 # Layers whose operations can come back empty (genai_empty_responses_total).
-_LAYERS_WITH_EMPTY_RESPONSES = frozenset({catalog.LAYER_MODEL, catalog.LAYER_TOOL})
+_LAYERS_WITH_EMPTY_RESPONSES = frozenset({LAYER_MODEL, LAYER_TOOL})
 # Layers whose calls an agent run counts (genai_agent_run_model_calls, genai_agent_run_tool_calls).
-_RUN_LAYERS = frozenset({catalog.LAYER_MODEL, catalog.LAYER_TOOL})
+_RUN_LAYERS = frozenset({LAYER_MODEL, LAYER_TOOL})
 # Label combinations whose resolved series labels are cached. Each entry holds about ten label
 # tuples (~1 KiB); past the limit the cache starts over, so values that never repeat (a client
 # putting ids in a dimension) cost time, never memory.
@@ -150,7 +152,7 @@ class _RunTally:
 
     def add_call(self, layer: str, cost: TokenCost | None) -> None:
         """Count one model or tool call of the run, and a model call's cost."""
-        if layer == catalog.LAYER_MODEL:
+        if layer == LAYER_MODEL:
             self.model_calls += 1
             if cost is not None:
                 self.cost_usd += cost.total
@@ -191,6 +193,15 @@ class _ResolvedSeries:
 
 class Aggregator:
     """All series state of the exporter, fed one observation at a time."""
+
+    # Slots, read on every span: a slot is found on the class, an attribute of __dict__ only after it.
+    __slots__ = (
+        "_caps", "_dimension_caps", "_max_pending_runs", "_pending_runs", "_series_cache", "agent_run_cost",
+        "agent_run_model_calls", "agent_run_tool_calls", "agent_runs_evicted", "cache_savings", "cost",
+        "dimension_labels", "duration", "empty_responses", "evaluation_score", "evaluations", "finish_reasons",
+        "output_checks", "requests", "spans_dropped", "spans_ignored", "spans_received", "spans_rejected",
+        "time_to_first_token", "tokens", "unpriced_tokens",
+    )
 
     def __init__(self, dimension_labels: Sequence[str], dimension_caps: Sequence[int],
                  limits: CardinalityLimits) -> None:
@@ -413,7 +424,7 @@ class Aggregator:
         # left under its id, then hands the sum to its parent. An invoke_agent span reports it.
         tally = self._pending_runs.pop((trace_id, span_id), None)
         counts_a_call = layer in _RUN_LAYERS
-        if tally is None and counts_a_call and parent_span_id and operation != semconv.OP_INVOKE_AGENT:
+        if tally is None and counts_a_call and parent_span_id and operation != OP_INVOKE_AGENT:
             # A call with no children goes straight into its parent's tally when a sibling already
             # started one (most calls of a run), without a tally of its own.
             parent = self._pending_runs.get((trace_id, parent_span_id))
@@ -424,7 +435,7 @@ class Aggregator:
             if tally is None:
                 tally = _RunTally()
             tally.add_call(layer, cost)
-        if operation == semconv.OP_INVOKE_AGENT:
+        if operation == OP_INVOKE_AGENT:
             if tally is None:
                 tally = _RunTally()
             self.agent_run_cost.observe(labels, tally.cost_usd)

@@ -27,9 +27,9 @@ from pathlib import Path
 from types import ModuleType
 
 PACKAGE = "genai_exporter"
-# The data path, receive → normalize → price → aggregate, and the pipeline that runs it: where the
-# exporter spends its time per span (bench/RESULTS.md).
-COMPILED_MODULES = ("receive", "normalize", "pricing", "aggregate", "pipeline")
+# The data path, receive → normalize → price → aggregate, the pipeline that runs it and the records
+# they pass along: where the exporter spends its time per span (bench/RESULTS.md).
+COMPILED_MODULES = ("records", "receive", "normalize", "pricing", "aggregate", "pipeline")
 # Set to a non-empty value other than "0": run (and build) every module from its source.
 NO_EXTENSIONS_VARIABLE = "GENAI_EXPORTER_NO_EXTENSIONS"
 # Written by setup.py beside the extensions: {"module": "sha256 of the source it was compiled from"}.

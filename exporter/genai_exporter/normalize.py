@@ -17,10 +17,12 @@ from operator import itemgetter
 from typing import NamedTuple
 
 from genai_exporter import catalog, semconv
+from genai_exporter.catalog import LAYER_MODEL, LAYER_TOOL  # by name, as read on every span (no lookup)
 from genai_exporter.checks import CapturedOutput, run_check, span_matches
 from genai_exporter.config import Dimension, OutputCheck
 from genai_exporter.pseudonym import pseudonym
 from genai_exporter.records import Attributes, AttributeValue, SpanEvent, SpanRecord, TokenUsage
+from genai_exporter.semconv import OP_EMBEDDINGS  # by name, as read on every span
 
 # Above these a span is not a GenAI call but a bug or a forgery: reject it rather than let one
 # span move a cost counter by millions.
@@ -161,10 +163,10 @@ def _roles() -> dict[str, tuple[str, int]]:
 
 _ROLES = _roles()
 _LAYER_OF_OPERATION = {
-    **{op: catalog.LAYER_MODEL for op in semconv.MODEL_OPERATIONS},
+    **{op: LAYER_MODEL for op in semconv.MODEL_OPERATIONS},
     **{op: catalog.LAYER_AGENT for op in semconv.AGENT_OPERATIONS},
     **{op: catalog.LAYER_RETRIEVAL for op in semconv.RETRIEVAL_OPERATIONS},
-    **{op: catalog.LAYER_TOOL for op in semconv.TOOL_OPERATIONS},
+    **{op: LAYER_TOOL for op in semconv.TOOL_OPERATIONS},
     **{op: catalog.LAYER_MEMORY for op in semconv.MEMORY_OPERATIONS},
 }
 
@@ -299,7 +301,7 @@ def _usage(found: Mapping[str, AttributeValue], operation: str) -> TokenUsage | 
         if total is None:
             return None
         # Only a total: embeddings report just that, and it is all input.
-        if operation == semconv.OP_EMBEDDINGS:
+        if operation == OP_EMBEDDINGS:
             input_tokens = total
         else:
             return None
@@ -392,7 +394,7 @@ def _result_empty(value: AttributeValue) -> bool:
 def _model_call_empty(found: Mapping[str, AttributeValue], operation: str, usage: TokenUsage | None,
                       messages: object) -> bool:
     """`messages` is the parsed gen_ai.output.messages (None when absent or not JSON)."""
-    if operation == semconv.OP_EMBEDDINGS:
+    if operation == OP_EMBEDDINGS:
         return False
     if usage is not None and found.get(_OUTPUT) is not None and usage.output == 0:
         return True
@@ -471,7 +473,7 @@ def _captured_output(found: Mapping[str, AttributeValue], layer: str, tool: str,
 
     `messages` is the parsed gen_ai.output.messages (None when absent or not JSON).
     """
-    if layer == catalog.LAYER_TOOL:
+    if layer == LAYER_TOOL:
         result = found.get(_TOOL_RESULT)
         if result is None:
             result = found.get(_OUTPUT_VALUE)
@@ -633,6 +635,10 @@ class Normalizer:
     alone all the same. Thread-safe under the GIL (a lost update only costs a second computation).
     """
 
+    # Slots, read on every span: a slot is found on the class, an attribute of __dict__ only after it.
+    __slots__ = ("_dimension_attributes", "_dimension_secrets", "_kinds", "_last_resource", "_output_checks", "_plans",
+                 "_readings", "_resource_keys", "keep_attributes")
+
     def __init__(self, dimensions: Sequence[Dimension], output_checks: Sequence[OutputCheck] = ()) -> None:
         self._dimension_attributes = tuple(d.attributes for d in dimensions)
         self._dimension_secrets = tuple(d.hash_secret for d in dimensions)
@@ -722,7 +728,7 @@ class Normalizer:
             agent=agent,
             tool=tool,
             error_type=_text(found.get(_ERROR_TYPE)),
-            finish_reasons=_finish_reasons(found.get(_FINISH)) if layer == catalog.LAYER_MODEL else (),
+            finish_reasons=_finish_reasons(found.get(_FINISH)) if layer == LAYER_MODEL else (),
             output_checks=output_checks,
             evaluation_name=evaluation_name,
             evaluation_label=_text(found.get(_EVALUATION_LABEL)).strip() if evaluation_name else "",
@@ -779,70 +785,71 @@ class Normalizer:
                 if len(self._kinds) >= SPAN_KIND_CACHE_SIZE:
                     self._kinds.clear()
                 self._kinds[kind_key] = kind
-        return self._observe(kind, measured, span)
+        return _observe(kind, measured, span)
 
-    def _observe(self, kind: _SpanKind, measured: Mapping[str, AttributeValue],
-                 span: SpanRecord) -> Observation | Rejection | None:
-        """The observation of one span of a known kind: what it measured, checked."""
-        # Unpacked once rather than read field by field: this runs for every span.
-        trace_id, span_id, parent_span_id, name, start, end, status_error, _, _, events = span
-        (has_operation, operation, layer, service, dimensions, provider, model, agent, tool, error_type,
-         finish_reasons, output_checks, evaluation_name, evaluation_label) = kind
-        if not has_operation and not any(event.name == semconv.EVALUATION_RESULT_EVENT for event in events):
-            return None
-        if len(trace_id) != _TRACE_ID_BYTES or len(span_id) != _SPAN_ID_BYTES:
-            return Rejection(catalog.REJECT_INVALID_SPAN, f"span {name!r}: trace or span id has the wrong length")
-        duration = (end - start) / 1e9
-        if start <= 0 or end < start or duration > MAX_DURATION_SECONDS:
-            limit = f"0..{MAX_DURATION_SECONDS:.0f}s"
-            return Rejection(catalog.REJECT_INVALID_DURATION,
-                             f"span {span_id.hex()}: duration {duration:.3f}s is not within {limit}")
 
-        is_model_call = layer == catalog.LAYER_MODEL
-        try:
-            usage = _usage(measured, operation) if is_model_call else None
-        except _InvalidTokens as error:
-            return Rejection(catalog.REJECT_INVALID_TOKENS, f"span {span_id.hex()}: {error}")
+def _observe(kind: _SpanKind, measured: Mapping[str, AttributeValue],
+             span: SpanRecord) -> Observation | Rejection | None:
+    """The observation of one span of a known kind: what it measured, checked."""
+    # Unpacked once rather than read field by field: this runs for every span.
+    trace_id, span_id, parent_span_id, name, start, end, status_error, _, _, events = span
+    (has_operation, operation, layer, service, dimensions, provider, model, agent, tool, error_type,
+     finish_reasons, output_checks, evaluation_name, evaluation_label) = kind
+    if not has_operation and not any(event.name == semconv.EVALUATION_RESULT_EVENT for event in events):
+        return None
+    if len(trace_id) != _TRACE_ID_BYTES or len(span_id) != _SPAN_ID_BYTES:
+        return Rejection(catalog.REJECT_INVALID_SPAN, f"span {name!r}: trace or span id has the wrong length")
+    duration = (end - start) / 1e9
+    if start <= 0 or end < start or duration > MAX_DURATION_SECONDS:
+        limit = f"0..{MAX_DURATION_SECONDS:.0f}s"
+        return Rejection(catalog.REJECT_INVALID_DURATION,
+                         f"span {span_id.hex()}: duration {duration:.3f}s is not within {limit}")
 
-        is_error = status_error or bool(error_type)
-        if is_error and not error_type:
-            error_type = _exception_type(events) or OTHER_ERROR_TYPE
-        # Parsed once: both the empty-response test and the output checks read the messages.
-        raw_messages = measured.get(_OUTPUT_MESSAGES)
-        messages = _parse_json(raw_messages) if isinstance(raw_messages, str) and not is_error else None
-        empty = False
-        if not is_error:
-            if is_model_call:
-                empty = _model_call_empty(measured, operation, usage, messages)
-            elif layer == catalog.LAYER_TOOL:
-                empty = _tool_call_empty(measured)
+    is_model_call = layer == LAYER_MODEL
+    try:
+        usage = _usage(measured, operation) if is_model_call else None
+    except _InvalidTokens as error:
+        return Rejection(catalog.REJECT_INVALID_TOKENS, f"span {span_id.hex()}: {error}")
 
-        ttft = None
+    is_error = status_error or bool(error_type)
+    if is_error and not error_type:
+        error_type = _exception_type(events) or OTHER_ERROR_TYPE
+    # Parsed once: both the empty-response test and the output checks read the messages.
+    raw_messages = measured.get(_OUTPUT_MESSAGES)
+    messages = _parse_json(raw_messages) if isinstance(raw_messages, str) and not is_error else None
+    empty = False
+    if not is_error:
         if is_model_call:
-            if _TTFT in measured:
-                ttft = _seconds(measured[_TTFT], 1.0)
-            if ttft is None and _TTFT_MS in measured:
-                ttft = _seconds(measured[_TTFT_MS], 1e-3)
-            if ttft is None and events:
-                ttft = _first_chunk_seconds(span)
+            empty = _model_call_empty(measured, operation, usage, messages)
+        elif layer == LAYER_TOOL:
+            empty = _tool_call_empty(measured)
 
-        check_results: tuple[tuple[str, bool], ...] = ()
-        if output_checks and not is_error:
-            check_results = _check(kind, measured, messages)
+    ttft = None
+    if is_model_call:
+        if _TTFT in measured:
+            ttft = _seconds(measured[_TTFT], 1.0)
+        if ttft is None and _TTFT_MS in measured:
+            ttft = _seconds(measured[_TTFT_MS], 1e-3)
+        if ttft is None and events:
+            ttft = _first_chunk_seconds(span)
 
-        evaluations: tuple[Evaluation, ...] = ()
-        if events or evaluation_name:
-            found_evaluations = _event_evaluations(events)
-            if evaluation_name:
-                found_evaluations.append(Evaluation(evaluation_name, _score(measured.get(_EVALUATION_SCORE)),
-                                                    evaluation_label))
-            evaluations = tuple(found_evaluations)
+    check_results: tuple[tuple[str, bool], ...] = ()
+    if output_checks and not is_error:
+        check_results = _check(kind, measured, messages)
 
-        # tuple.__new__ with the fields in order rather than Observation(...): the same tuple without
-        # the Python-level __new__ of a NamedTuple (0.19 instead of 0.43 us per span).
-        return tuple.__new__(Observation, (
-            service, dimensions, layer, operation, provider, model, agent, tool, is_error, error_type, duration,
-            usage, empty, finish_reasons, ttft, trace_id, span_id, parent_span_id, end, check_results, evaluations))
+    evaluations: tuple[Evaluation, ...] = ()
+    if events or evaluation_name:
+        found_evaluations = _event_evaluations(events)
+        if evaluation_name:
+            found_evaluations.append(Evaluation(evaluation_name, _score(measured.get(_EVALUATION_SCORE)),
+                                                evaluation_label))
+        evaluations = tuple(found_evaluations)
+
+    # tuple.__new__ with the fields in order rather than Observation(...): the same tuple without
+    # the Python-level __new__ of a NamedTuple (0.19 instead of 0.43 us per span).
+    return tuple.__new__(Observation, (
+        service, dimensions, layer, operation, provider, model, agent, tool, is_error, error_type, duration,
+        usage, empty, finish_reasons, ttft, trace_id, span_id, parent_span_id, end, check_results, evaluations))
 
 
 def _check(kind: _SpanKind, measured: Mapping[str, AttributeValue], messages: object) -> tuple[tuple[str, bool], ...]:

@@ -204,8 +204,9 @@ def _gunzip(body: bytes, limit: int) -> bytes:
 # tier arrive on span after span: `gen_ai.operation.name = chat` is the same few bytes every time),
 # which gives its key and value at once. An entry not in the memo is first matched by its key's
 # bytes against the kept keys: the ids, content and parameters nothing reads are skipped there,
-# undecoded; one that recurs within a few spans (a temperature, a server address) is then
-# remembered as skipped, while ids, which do not recur, are not memoized. A kept entry is split by
+# undecoded. An entry is remembered only once it recurs within a few spans: a temperature or a
+# server address as skipped, a model or a tier with its value; ids and most token counts, which do
+# not recur, never enter the memo, which then stays small and quick to look up. A kept entry is split by
 # hand when it is laid out as encoders write it (key, then value), else by the generated KeyValue
 # class, and its value decoded by `_attribute_value` (by hand when it is one scalar field, else
 # with the generated AnyValue class). For a key sent twice, the last value wins, as it does when a
@@ -314,9 +315,11 @@ _MEMO_MAX_ENTRIES = 16384
 # (see _EntryReader). A process has one keep set per pipeline: a handful; the last few are kept.
 _entry_readers: dict[frozenset[str] | None, _EntryReader] = {}
 _ENTRY_READER_KEEP_SETS = 4
-# Entries of keys that are not kept, seen once lately: memoized (as skipped) when seen again before
-# this set fills up and starts over. Parameters (a temperature, a server address) recur within a
-# few spans and are then looked up like the rest; ids, which do not recur, never crowd the memo.
+# Entries seen once lately: memoized when seen again before this set fills up and starts over.
+# What says what a span is (an operation, a model, a tier, a temperature) recurs within a few
+# spans and is then looked up like the rest; ids and token counts, which do not recur, never crowd
+# the memo. Remembered at first sight, they filled it in a second of traffic, it started over,
+# and every lookup went through a dict of 16384 entries spread over memory (bench/RESULTS.md, run 13).
 _SEEN_ONCE_MAX_ENTRIES = 1024
 # Tags of the two KeyValue fields, key (1) and value (2), both length-delimited.
 _TAG_KEY = 1 << 3 | 2
@@ -472,7 +475,7 @@ class _EntryReader(dict[bytes, tuple[object, object]]):
 
     As a dict, it maps a serialized KeyValue to its (key, value), within the limits given with
     _MEMO_MAX_ENTRIES: entries of kept keys with a value, and entries of other keys as
-    _SKIPPED_ENTRY once they recur, so that a hit needs no further test. Looking up an entry it
+    _SKIPPED_ENTRY, each once it recurs (`seen_once`), so that a hit needs no further test. Looking up an entry it
     does not hold reads it (`__missing__`): the lookups of a span's entries then run in C, in one
     `dict(map(...))`, and only the misses call Python.
     """
@@ -514,7 +517,7 @@ class _EntryReader(dict[bytes, tuple[object, object]]):
         if value is None:
             raise _EntryWithoutValue(key)
         known = (key, value)
-        if len(entry) <= _MEMO_MAX_RAW_BYTES and _is_memoizable(value):
+        if len(entry) <= _MEMO_MAX_RAW_BYTES and self._seen_lately(entry) and _is_memoizable(value):
             self._remember(entry, known)
         return known
 
@@ -522,15 +525,19 @@ class _EntryReader(dict[bytes, tuple[object, object]]):
 
     def _skipped(self, entry: bytes) -> tuple[object, object]:
         """_SKIPPED_ENTRY, remembered for an entry seen lately."""
-        if len(entry) <= _MEMO_MAX_RAW_BYTES:
-            seen_once = self.seen_once
-            if entry in seen_once:
-                self._remember(entry, _SKIPPED_ENTRY)
-            else:
-                if len(seen_once) >= _SEEN_ONCE_MAX_ENTRIES:
-                    seen_once.clear()
-                seen_once.add(entry)
+        if len(entry) <= _MEMO_MAX_RAW_BYTES and self._seen_lately(entry):
+            self._remember(entry, _SKIPPED_ENTRY)
         return _SKIPPED_ENTRY
+
+    def _seen_lately(self, entry: bytes) -> bool:
+        """Whether the entry was seen since `seen_once` last started over; notes it when it was not."""
+        seen_once = self.seen_once
+        if entry in seen_once:
+            return True
+        if len(seen_once) >= _SEEN_ONCE_MAX_ENTRIES:
+            seen_once.clear()
+        seen_once.add(entry)
+        return False
 
     def _remember(self, entry: bytes, known: tuple[object, object]) -> None:
         if len(self) >= _MEMO_MAX_ENTRIES:
