@@ -138,8 +138,12 @@ def _rendered(alert: dict[str, Any]) -> list[str]:
 # --- 1. a healthy baseline is quiet -----------------------------------------------------------------------
 
 def test_healthy_baseline_raises_no_alert_at_all(running: Stack) -> None:
+    # Firing, not pending: a spike rule's condition may hold for an evaluation or two on healthy
+    # noise (search_docs, empty once in 40 calls, now and then returns 3 empty results of 25 in one
+    # scaled 5-minute window: 12 %); its `for:` keeps such a moment from paging, which this checks.
     time.sleep(BASELINE_SECONDS)
-    assert (running.prometheus.alerts(), running.webhook.received()) == ([], [])
+    firing = [alert for alert in running.prometheus.alerts() if alert["state"] == "firing"]
+    assert (firing, running.webhook.received()) == ([], [])
 
 
 # --- 2. incidents page, with their labels and annotations rendered, and resolve -----------------------------

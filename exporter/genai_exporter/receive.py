@@ -205,12 +205,12 @@ def _gunzip(body: bytes, limit: int) -> bytes:
 # which gives its key and value at once. An entry not in the memo is first matched by its key's
 # bytes against the kept keys: the ids, content and parameters nothing reads are skipped there,
 # undecoded. An entry is remembered only once it recurs within a few spans: a temperature or a
-# server address as skipped, a model or a tier with its value; ids and most token counts, which do
-# not recur, never enter the memo, which then stays small and quick to look up. A kept entry is split by
-# hand when it is laid out as encoders write it (key, then value), else by the generated KeyValue
-# class, and its value decoded by `_attribute_value` (by hand when it is one scalar field, else
-# with the generated AnyValue class). For a key sent twice, the last value wins, as it does when a
-# repeated KeyValue is read into a dict.
+# server address as skipped, a model or a tier with its value; ids and most token counts, which
+# do not recur, never enter the memo, which then stays small and quick to look up. A kept entry
+# is split by hand when it is laid out as encoders write it (key, then value), else by the
+# generated KeyValue class, and its value decoded by `_attribute_value` (by hand when it is one
+# scalar field, else with the generated AnyValue class). For a key sent twice, the last value
+# wins, as it does when a repeated KeyValue is read into a dict.
 #
 # The price: fields the view leaves out, and the attributes that are not kept, are only checked
 # for well-formed wire encoding (framing), not for valid content or UTF-8, so a span whose
@@ -318,8 +318,9 @@ _ENTRY_READER_KEEP_SETS = 4
 # Entries seen once lately: memoized when seen again before this set fills up and starts over.
 # What says what a span is (an operation, a model, a tier, a temperature) recurs within a few
 # spans and is then looked up like the rest; ids and token counts, which do not recur, never crowd
-# the memo. Remembered at first sight, they filled it in a second of traffic, it started over,
-# and every lookup went through a dict of 16384 entries spread over memory (bench/RESULTS.md, run 13).
+# the memo. Remembered at first sight, they filled it every 15,000 spans or so, it started over,
+# and every lookup went through a dict of up to 16384 entries spread over memory (bench/RESULTS.md,
+# run 13: 2.4 % of the CPU time per span).
 _SEEN_ONCE_MAX_ENTRIES = 1024
 # Tags of the two KeyValue fields, key (1) and value (2), both length-delimited.
 _TAG_KEY = 1 << 3 | 2
@@ -475,9 +476,9 @@ class _EntryReader(dict[bytes, tuple[object, object]]):
 
     As a dict, it maps a serialized KeyValue to its (key, value), within the limits given with
     _MEMO_MAX_ENTRIES: entries of kept keys with a value, and entries of other keys as
-    _SKIPPED_ENTRY, each once it recurs (`seen_once`), so that a hit needs no further test. Looking up an entry it
-    does not hold reads it (`__missing__`): the lookups of a span's entries then run in C, in one
-    `dict(map(...))`, and only the misses call Python.
+    _SKIPPED_ENTRY, each once it recurs (`seen_once`), so that a hit needs no further test.
+    Looking up an entry it does not hold reads it (`__missing__`): the lookups of a span's entries
+    then run in C, in one `dict(map(...))`, and only the misses call Python.
     """
 
     __slots__ = ("keep", "kept_by_bytes", "seen_once")
