@@ -17,11 +17,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from genai_exporter import catalog
-from genai_exporter.catalog import LAYER_MODEL, LAYER_TOOL  # by name, as read on every span (no lookup)
+from genai_exporter.catalog import LAYER_MODEL, LAYER_TOOL  # read on every span: by name, not as module attributes
 from genai_exporter.config import CardinalityLimits
 from genai_exporter.normalize import Observation
 from genai_exporter.records import TokenCost
-from genai_exporter.semconv import OP_INVOKE_AGENT  # by name, as read on every span
+from genai_exporter.semconv import OP_INVOKE_AGENT  # read on every span: by name, not as a module attribute
 
 LabelValues = tuple[str, ...]
 # Layers whose operations can come back empty (genai_empty_responses_total).

@@ -17,12 +17,12 @@ from operator import itemgetter
 from typing import NamedTuple
 
 from genai_exporter import catalog, semconv
-from genai_exporter.catalog import LAYER_MODEL, LAYER_TOOL  # by name, as read on every span (no lookup)
+from genai_exporter.catalog import LAYER_MODEL, LAYER_TOOL  # read on every span: by name, not as module attributes
 from genai_exporter.checks import CapturedOutput, run_check, span_matches
 from genai_exporter.config import Dimension, OutputCheck
 from genai_exporter.pseudonym import pseudonym
 from genai_exporter.records import Attributes, AttributeValue, SpanEvent, SpanRecord, TokenUsage
-from genai_exporter.semconv import OP_EMBEDDINGS  # by name, as read on every span
+from genai_exporter.semconv import OP_EMBEDDINGS  # read on every span: by name, not as a module attribute
 
 # Above these a span is not a GenAI call but a bug or a forgery: reject it rather than let one
 # span move a cost counter by millions.
