@@ -118,6 +118,10 @@ class ServeProcess:
         """SIGTERM, then wait for the exit code (and the last log lines)."""
         if self.process.poll() is None:
             self.process.terminate()
+        return self.wait(timeout)
+
+    def wait(self, timeout: float = 60.0) -> int:
+        """The exit code of a child already told to stop, and its last log lines; sends no signal."""
         code = self.process.wait(timeout=timeout)
         self._reader.join(timeout=10)
         return code
