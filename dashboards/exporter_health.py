@@ -50,7 +50,7 @@ def _sections(scope: queries.Scope) -> list[Section]:
             question="Which exporter version is running where?",
             details=f"The version, Python version and data path labels of {catalog.BUILD_INFO.name}, per "
                     "instance. Different versions side by side mean a rollout is in progress; a data path "
-                    "other than compiled means the exporter runs its Python sources, about a tenth slower "
+                    "other than compiled means the exporter runs its Python sources, which cost more CPU time "
                     f"per span (no C compiler where it was installed, or {NO_EXTENSIONS_VARIABLE} set).",
             unit=lib.NONE,
             targets=lib.targets((scope.scraped(catalog.BUILD_INFO.name),

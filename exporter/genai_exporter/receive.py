@@ -320,7 +320,7 @@ _ENTRY_READER_KEEP_SETS = 4
 # spans and is then looked up like the rest; ids and token counts, which do not recur, never crowd
 # the memo. Remembered at first sight, they filled it every 15,000 spans or so, it started over,
 # and every lookup went through a dict of up to 16384 entries spread over memory (bench/RESULTS.md,
-# run 13: remembering at second sight takes 2.4 % less CPU time per span).
+# run 13).
 _SEEN_ONCE_MAX_ENTRIES = 1024
 # Tags of the two KeyValue fields, key (1) and value (2), both length-delimited.
 _TAG_KEY = 1 << 3 | 2
