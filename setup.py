@@ -3,9 +3,10 @@
 The modules along the OTLP data path (genai_exporter.extensions.COMPILED_MODULES) are plain
 Python, and Cython compiles these very files to C extensions: there is no second implementation
 to keep equivalent, and the sources stay the reference that runs wherever the extensions do not.
-Compiled, the path spends less CPU time per span (bench/RESULTS.md). Beside the extensions goes a
-manifest of the source each was built from, so that an extension older than its source is never
-imported (genai_exporter/extensions.py).
+A module may have a .pxd beside it (receive.pxd), which Cython reads as C types for the names of
+the .py: it declares, it implements nothing. Compiled, the path spends less CPU time per span
+(bench/RESULTS.md). Beside the extensions goes a manifest of the source (and .pxd) each was built
+from, so that an extension older than either is never imported (genai_exporter/extensions.py).
 
 GENAI_EXPORTER_NO_EXTENSIONS=1 builds the package without extensions. A machine without a C
 compiler or Python's headers builds it without them too, with a warning: the package works the
@@ -69,7 +70,7 @@ def _data_path_extensions() -> list[Extension]:
         Extension(f"{extensions.PACKAGE}.{name}", [f"exporter/{extensions.PACKAGE}/{name}.py"])
         for name in extensions.COMPILED_MODULES
     ]
-    # language_level 3: the sources' own semantics. Nothing else is tuned: the compiled modules
+    # language_level 3: the sources' own semantics. Nothing else is tuned here: the compiled modules
     # must behave exactly as the sources do, which the tests check by running on both.
     return cythonize(modules, build_dir="build/cython", language_level=3, quiet=True, nthreads=os.cpu_count() or 1)
 

@@ -7,6 +7,7 @@ manifest vouches for the source now beside it.
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import importlib.machinery
 import json
@@ -14,6 +15,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -76,6 +78,20 @@ def test_a_source_edited_after_the_build_is_imported_instead_of_its_extension(tm
     package_dir = package_with_manifest(tmp_path, current_sources())
     (package_dir / "normalize.py").write_bytes(b"source of normalize\n# edited\n")
     assert preferred(package_dir, {}) == {"genai_exporter.normalize": "normalize.py"}
+
+
+def test_declarations_edited_after_the_build_send_their_module_to_its_source(tmp_path: Path) -> None:
+    package_dir = package_with_manifest(tmp_path, current_sources())
+    (package_dir / "receive.pxd").write_bytes(b"cdef Py_ssize_t _TAG_KEY\n")
+    assert preferred(package_dir, {}) == {"genai_exporter.receive": "receive.py"}
+
+
+def test_an_extension_built_from_a_source_and_its_declarations_is_used(tmp_path: Path) -> None:
+    declarations = b"cdef Py_ssize_t _TAG_KEY\n"
+    built = {**current_sources(), "receive": current_sources()["receive"] + declarations}
+    package_dir = package_with_manifest(tmp_path, built)
+    (package_dir / "receive.pxd").write_bytes(declarations)
+    assert preferred(package_dir, {}) == {}
 
 
 def test_a_module_the_manifest_does_not_list_comes_from_its_source(tmp_path: Path) -> None:
@@ -149,3 +165,14 @@ def test_a_real_import_takes_the_extension_only_while_it_matches_its_source(copy
 def test_a_real_import_takes_every_source_when_extensions_are_refused(copy_of_the_built_package: Path) -> None:
     loaded = _loaded_from(copy_of_the_built_package, {NO_EXTENSIONS_VARIABLE: "1"})
     assert loaded == {name: f"{name}.py" for name in COMPILED_MODULES}
+
+
+def test_the_declarations_of_compiled_modules_are_installed_beside_them() -> None:
+    # The manifest's digest of receive covers receive.pxd: an installed package without the .pxd
+    # would find its receive differ from the manifest, and run it from source.
+    repository = Path(__file__).resolve().parents[1]
+    patterns = tomllib.loads((repository / "pyproject.toml").read_text(encoding="utf-8"))[
+        "tool"]["setuptools"]["package-data"]["genai_exporter"]
+    declarations = sorted(path.name for path in (repository / "exporter" / "genai_exporter").glob("*.pxd"))
+    assert [(name, any(fnmatch.fnmatch(name, pattern) for pattern in patterns)) for name in declarations] == [
+        ("receive.pxd", True)]

@@ -1,9 +1,10 @@
 """Which modules of the data path run compiled, and the rule that keeps a stale build from running.
 
 setup.py compiles the modules named in COMPILED_MODULES with Cython, from these very sources (no
-second implementation), and writes beside the extensions a manifest of the SHA-256 of each
-source it compiled. Python imports an extension before a source of the same name, so an
-extension built from an older source would run instead of the file a developer has just edited,
+second implementation: a .pxd beside a source only declares C types for it), and writes beside
+the extensions a manifest of the SHA-256 of each source it compiled, with its .pxd. Python
+imports an extension before a source of the same name, so an extension built from an older
+source would run instead of the file a developer has just edited,
 and tests would judge code that is no longer there. `prefer_current_sources`, called by the
 package's `__init__` before any of these modules is imported, sends the import of such a module
 to its source instead: a module runs compiled only when the manifest vouches that its extension
@@ -46,8 +47,16 @@ def extensions_refused(environ: Mapping[str, str]) -> bool:
 
 
 def source_digest(source: Path) -> str:
-    """SHA-256 of a module's source: what the manifest records and what it is checked against."""
-    return hashlib.sha256(source.read_bytes()).hexdigest()
+    """SHA-256 of what a module is compiled from: what the manifest records and what it is checked against.
+
+    The source, followed by its C declarations for Cython when it has some (a .pxd beside it):
+    editing either makes the module run from its source until it is built again.
+    """
+    digest = hashlib.sha256(source.read_bytes())
+    declarations = source.with_suffix(".pxd")
+    if declarations.is_file():
+        digest.update(declarations.read_bytes())
+    return digest.hexdigest()
 
 
 def sources_to_prefer(package_dir: Path, environ: Mapping[str, str]) -> dict[str, Path]:

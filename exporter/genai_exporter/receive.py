@@ -1,3 +1,4 @@
+# cython: annotation_typing=False
 """The RECEIVE stage: OTLP/HTTP trace export requests in, transport-neutral SpanRecords out.
 
 The only module that knows OTLP. It decodes `ExportTraceServiceRequest` bodies in both OTLP/HTTP
@@ -19,7 +20,7 @@ import zlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory
+from google.protobuf import json_format
 from google.protobuf.message import DecodeError, Message
 from google.rpc import code_pb2, status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
@@ -195,90 +196,70 @@ def _gunzip(body: bytes, limit: int) -> bytes:
 
 # --- protobuf --------------------------------------------------------------------------------
 #
-# Bodies are parsed with a *view* of the OTLP trace messages rather than the generated classes:
-# the same field numbers and types, but only the fields the pipeline reads, and attributes
-# declared as `repeated bytes`: each KeyValue is handed over serialized, as sent, without building
-# a message for it. What this buys: the parser keeps the fields the view leaves out (links, trace
-# state, kind, scope, dropped counts) as raw bytes instead of building objects for them, and an
-# attribute entry is looked up whole in a memo of recent entries (the same model, operation and
-# tier arrive on span after span: `gen_ai.operation.name = chat` is the same few bytes every time),
-# which gives its key and value at once. An entry not in the memo is first matched by its key's
-# bytes against the kept keys: the ids, content and parameters nothing reads are skipped there,
-# undecoded. An entry is remembered only once it recurs within a few spans: a temperature or a
-# server address as skipped, a model or a tier with its value; ids and most token counts, which
-# do not recur, never enter the memo, which then stays small and quick to look up. A kept entry
-# is split by hand when it is laid out as encoders write it (key, then value), else by the
-# generated KeyValue class, and its value decoded by `_attribute_value` (by hand when it is one
-# scalar field, else with the generated AnyValue class). For a key sent twice, the last value
-# wins, as it does when a repeated KeyValue is read into a dict.
+# Bodies are read by walking the protobuf wire format of the OTLP trace messages right here,
+# rather than parsing them with the generated classes: only the fields the pipeline reads become
+# Python objects (ids, name, times, status, and each attribute entry as the bytes sent), in one
+# pass over the body, with no message object per span and no wrapper per field read. Parsing a
+# body with upb is cheap; reading its spans' fields back out of the parsed messages cost four
+# times as much (bench/RESULTS.md, run 14). Every other field (links, trace state, kind, scope,
+# dropped counts, whatever a newer OTLP adds) is skipped by its wire type, as a parser keeps an
+# unknown field: checked only for well-formed framing, not for valid content or UTF-8, so a span
+# whose trace_state or unread attribute is not UTF-8 is accepted rather than refusing the whole
+# request over a field nothing reads. Protobuf's rules decide what a span says: fields in any
+# order; the last of a singular field wins; a message field sent twice is merged (a resource's
+# attributes); a field sent with another wire type than its own is an unknown field; a string
+# (a span's or an event's name) must be UTF-8. tests/test_receive_wire.py holds the walk to what
+# upb reads with the same fields, on valid and on corrupted bodies.
 #
-# The price: fields the view leaves out, and the attributes that are not kept, are only checked
-# for well-formed wire encoding (framing), not for valid content or UTF-8, so a span whose
-# trace_state or unread attribute is not UTF-8 is accepted rather than refusing the whole request
-# over a field nothing reads. The key and AnyValue of a kept attribute are checked in full.
+# An attribute entry (a serialized KeyValue) is looked up whole in a memo of recent entries (the
+# same model, operation and tier arrive on span after span: `gen_ai.operation.name = chat` is the
+# same few bytes every time), which gives its key and value at once. An entry not in the memo is
+# first matched by its key's bytes against the kept keys: the ids, content and parameters nothing
+# reads are skipped there, undecoded. An entry is remembered only once it recurs within a few
+# spans: a temperature or a server address as skipped, a model or a tier with its value; ids and
+# most token counts, which do not recur, never enter the memo, which then stays small and quick
+# to look up. A kept entry is split by hand when it is laid out as encoders write it (key, then
+# value), else by the generated KeyValue class, and its value decoded by `_attribute_value` (by
+# hand when it is one scalar field, else with the generated AnyValue class). For a key sent twice,
+# the last value wins, as it does when a repeated KeyValue is read into a dict. The key and
+# AnyValue of a kept attribute are checked in full.
+#
+# Compiled, receive.pxd gives the walk's positions C types: it then runs on machine integers.
 
-_VIEW_PACKAGE = "genai_exporter.otlp_trace_view"
-_FIELD = descriptor_pb2.FieldDescriptorProto
-# Field name, number, type, repeated, message type (for message fields).
-_ViewField = tuple[str, int, int, bool, str]
-# Messages of opentelemetry/proto/trace/v1/trace.proto (and resource.proto) as the view sees them.
-_VIEW_MESSAGES: dict[str, tuple[_ViewField, ...]] = {
-    "Resource": (("attributes", 1, _FIELD.TYPE_BYTES, True, ""),),
-    "Event": (
-        ("time_unix_nano", 1, _FIELD.TYPE_FIXED64, False, ""),
-        ("name", 2, _FIELD.TYPE_STRING, False, ""),
-        ("attributes", 3, _FIELD.TYPE_BYTES, True, ""),
-    ),
-    "Span": (
-        ("trace_id", 1, _FIELD.TYPE_BYTES, False, ""),
-        ("span_id", 2, _FIELD.TYPE_BYTES, False, ""),
-        ("parent_span_id", 4, _FIELD.TYPE_BYTES, False, ""),
-        ("name", 5, _FIELD.TYPE_STRING, False, ""),
-        ("start_time_unix_nano", 7, _FIELD.TYPE_FIXED64, False, ""),
-        ("end_time_unix_nano", 8, _FIELD.TYPE_FIXED64, False, ""),
-        ("attributes", 9, _FIELD.TYPE_BYTES, True, ""),
-        ("events", 11, _FIELD.TYPE_MESSAGE, True, "Event"),
-        # The serialized Status, read only when a span has one (most have none): b"" costs nothing,
-        # a message would cost a Python object per span.
-        ("status", 15, _FIELD.TYPE_BYTES, False, ""),
-    ),
-    "ScopeSpans": (("spans", 2, _FIELD.TYPE_MESSAGE, True, "Span"),),
-    "ResourceSpans": (
-        ("resource", 1, _FIELD.TYPE_MESSAGE, False, "Resource"),
-        ("scope_spans", 2, _FIELD.TYPE_MESSAGE, True, "ScopeSpans"),
-    ),
-    "ExportTraceServiceRequest": (("resource_spans", 1, _FIELD.TYPE_MESSAGE, True, "ResourceSpans"),),
-}
-
-
-def _trace_view_classes() -> dict[str, type[Message]]:
-    """The message classes of the view by message name, in a descriptor pool of their own.
-
-    Every class is returned so that the module holds it: upb builds the class of a nested message
-    (Span, Event...) when a parsed message first hands one out, and the class lives only as long
-    as something refers to it. Unheld, each garbage collection between two bodies freed them and
-    the next body built them again.
-    """
-    pool = descriptor_pool.DescriptorPool()
-    view = descriptor_pb2.FileDescriptorProto(
-        name="genai_exporter/otlp_trace_view.proto", package=_VIEW_PACKAGE, syntax="proto3",
-    )
-    for message_name, fields in _VIEW_MESSAGES.items():
-        message = view.message_type.add(name=message_name)
-        for name, number, field_type, repeated, type_name in fields:
-            field = message.field.add(
-                name=name, number=number, type=field_type,
-                label=_FIELD.LABEL_REPEATED if repeated else _FIELD.LABEL_OPTIONAL,
-            )
-            if type_name:
-                field.type_name = f".{_VIEW_PACKAGE}.{type_name}"
-    pool.Add(view)
-    return {name: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{_VIEW_PACKAGE}.{name}"))
-            for name in _VIEW_MESSAGES}
-
-
-_VIEW_CLASSES = _trace_view_classes()
-_TraceRequestView = _VIEW_CLASSES["ExportTraceServiceRequest"]
+# Wire types of protobuf's encoding.
+_WIRE_VARINT = 0
+_WIRE_FIXED64 = 1
+_WIRE_LENGTH_DELIMITED = 2
+_WIRE_START_GROUP = 3
+_WIRE_END_GROUP = 4
+_WIRE_FIXED32 = 5
+# How deep messages and groups (a deprecated encoding, skipped when met as unknown fields) may
+# nest, as upb counts them: a group deeper than this is refused. The depths of the messages read:
+_MAX_DEPTH = 100
+_DEPTH_RESOURCE_SPANS = 1
+_DEPTH_RESOURCE = _DEPTH_SCOPE_SPANS = 2
+_DEPTH_SPAN = 3
+_DEPTH_EVENT = 4
+_MAX_FIELD_NUMBER = 2**29 - 1
+# Field numbers of opentelemetry/proto/collector/trace/v1/trace_service.proto, trace/v1/trace.proto
+# and resource/v1/resource.proto read here.
+_REQUEST_RESOURCE_SPANS = 1
+_RESOURCE_SPANS_RESOURCE = 1
+_RESOURCE_SPANS_SCOPE_SPANS = 2
+_RESOURCE_ATTRIBUTES = 1
+_SCOPE_SPANS_SPANS = 2
+_SPAN_TRACE_ID = 1
+_SPAN_SPAN_ID = 2
+_SPAN_PARENT_SPAN_ID = 4
+_SPAN_NAME = 5
+_SPAN_START_TIME_UNIX_NANO = 7
+_SPAN_END_TIME_UNIX_NANO = 8
+_SPAN_ATTRIBUTES = 9
+_SPAN_EVENTS = 11
+_SPAN_STATUS = 15
+_EVENT_TIME_UNIX_NANO = 1
+_EVENT_NAME = 2
+_EVENT_ATTRIBUTES = 3
 _PB_SCALAR_KINDS = frozenset({"string_value", "bool_value", "int_value", "double_value", "bytes_value"})
 
 # Tags (field number << 3 | wire type) of the AnyValue fields decoded by hand.
@@ -286,7 +267,6 @@ _TAG_STRING_VALUE = 1 << 3 | 2  # length-delimited
 _TAG_BOOL_VALUE = 2 << 3 | 0  # varint
 _TAG_INT_VALUE = 3 << 3 | 0  # varint, int64 as two's complement: negatives take 10 bytes
 _TAG_DOUBLE_VALUE = 4 << 3 | 1  # fixed64
-_MAX_VARINT_BYTES = 10
 _UINT64_RANGE = 2**64
 # A length prefix of at most two bytes (strings up to 16 KiB); upb has its own rules for longer ones.
 _STRING_VALUE_MAX_START = 3
@@ -346,17 +326,14 @@ def _pb_any_value(value: Any) -> AttributeValue | None:
 
 
 def _varint(raw: bytes, position: int) -> tuple[int, int] | None:
-    """The uint64 varint at `position` and the position after it, as upb reads it.
+    """The varint at `position` of a serialized value and the position after it; None when there is none.
 
-    None when there is none, or it carries bits beyond 64 (which upb drops): left to upb.
+    Left to the generated classes then, which say what is wrong.
     """
-    value = 0
-    for index in range(position, min(position + _MAX_VARINT_BYTES, len(raw))):
-        byte = raw[index]
-        value |= (byte & 0x7F) << 7 * (index - position)
-        if byte < 0x80:
-            return (value, index + 1) if value < _UINT64_RANGE else None
-    return None
+    try:
+        return _varint_at(raw, position, len(raw))
+    except _WireError:
+        return None
 
 
 def _scalar_any_value(raw: bytes) -> object:
@@ -490,60 +467,73 @@ class _EntryReader(dict[bytes, tuple[object, object]]):
         self.kept_by_bytes = None if keep is None else {key.encode(): key for key in keep}
         self.seen_once: set[bytes] = set()
 
-    def read(self, entry: bytes) -> tuple[object, object]:
-        """(key, value) of an entry that is not in the memo, which it fills when it may.
+    def __missing__(self, entry: bytes) -> tuple[object, object]:
+        """(key, value) of an entry that is not in the memo: read, and remembered when it may be."""
+        return _read_entry(self, entry)
 
-        _SKIPPED_ENTRY when the key is not kept; raises _EntryWithoutValue when there is no value.
-        An entry laid out as encoders write it (key, then value, lengths under 128 bytes) is split
-        right here, its key matched by its bytes: attributes nothing reads (ids, content,
-        parameters) cost no decoding.
-        """
-        key = raw = None
-        kept_by_bytes = self.kept_by_bytes
-        if kept_by_bytes is not None and len(entry) > 1 and entry[0] == _TAG_KEY and entry[1] < 0x80:
-            key_end = 2 + entry[1]
-            key = kept_by_bytes.get(entry[2:key_end])
-            if key is None:
-                return self._skipped(entry)
-            if key_end == len(entry):
-                raw = b""
-            elif (key_end + 1 < len(entry) and entry[key_end] == _TAG_VALUE and entry[key_end + 1] < 0x80
-                  and key_end + 2 + entry[key_end + 1] == len(entry)):
-                raw = entry[key_end + 2:]
-        if raw is None:
-            key, raw = _split_key_value(entry)
-            if self.keep is not None and key not in self.keep:
-                return self._skipped(entry)
-        value = _attribute_value(key, raw) if raw else None
-        if value is None:
-            raise _EntryWithoutValue(key)
-        known = (key, value)
-        if len(entry) <= _MEMO_MAX_RAW_BYTES and self._seen_lately(entry) and _is_memoizable(value):
-            self._remember(entry, known)
-        return known
 
-    __missing__ = read
+def _read_entry(reader: _EntryReader, entry: bytes) -> tuple[object, object]:
+    """(key, value) of an entry that is not in the memo, which it fills when it may.
 
-    def _skipped(self, entry: bytes) -> tuple[object, object]:
-        """_SKIPPED_ENTRY, remembered for an entry seen lately."""
-        if len(entry) <= _MEMO_MAX_RAW_BYTES and self._seen_lately(entry):
-            self._remember(entry, _SKIPPED_ENTRY)
-        return _SKIPPED_ENTRY
+    _SKIPPED_ENTRY when the key is not kept; raises _EntryWithoutValue when there is no value.
+    An entry laid out as encoders write it (key, then value, lengths under 128 bytes) is split
+    right here, its key matched by its bytes: attributes nothing reads (ids, content,
+    parameters) cost no decoding. A module function rather than a method, like the three below:
+    compiled, they are called as C functions.
+    """
+    key = raw = None
+    size = len(entry)
+    kept_by_bytes = reader.kept_by_bytes
+    if kept_by_bytes is not None and size > 1 and entry[0] == _TAG_KEY and entry[1] < 0x80:
+        key_end = 2 + entry[1]
+        key = kept_by_bytes.get(_bytes_between(entry, 2, min(key_end, size)))
+        if key is None:
+            return _skipped(reader, entry)
+        if key_end == size:
+            raw = b""
+        elif (key_end + 1 < size and entry[key_end] == _TAG_VALUE and entry[key_end + 1] < 0x80
+              and key_end + 2 + entry[key_end + 1] == size):
+            raw = _bytes_between(entry, key_end + 2, size)
+    if raw is None:
+        key, raw = _split_key_value(entry)
+        if reader.keep is not None and key not in reader.keep:
+            return _skipped(reader, entry)
+    value = _attribute_value(key, raw) if raw else None
+    if value is None:
+        raise _EntryWithoutValue(key)
+    known = (key, value)
+    if size <= _MEMO_MAX_RAW_BYTES and _seen_lately(reader, entry) and _is_memoizable(value):
+        _remember(reader, entry, known)
+    return known
 
-    def _seen_lately(self, entry: bytes) -> bool:
-        """Whether the entry was seen since `seen_once` last started over; notes it when it was not."""
-        seen_once = self.seen_once
-        if entry in seen_once:
-            return True
-        if len(seen_once) >= _SEEN_ONCE_MAX_ENTRIES:
-            seen_once.clear()
-        seen_once.add(entry)
-        return False
 
-    def _remember(self, entry: bytes, known: tuple[object, object]) -> None:
-        if len(self) >= _MEMO_MAX_ENTRIES:
-            self.clear()
-        self[entry] = known
+def _skipped(reader: _EntryReader, entry: bytes) -> tuple[object, object]:
+    """_SKIPPED_ENTRY, remembered for an entry seen lately."""
+    if len(entry) <= _MEMO_MAX_RAW_BYTES and _seen_lately(reader, entry):
+        _remember(reader, entry, _SKIPPED_ENTRY)
+    return _SKIPPED_ENTRY
+
+
+def _seen_lately(reader: _EntryReader, entry: bytes) -> bool:
+    """Whether the entry was seen since `seen_once` last started over; notes it when it was not."""
+    seen_once = reader.seen_once
+    if entry in seen_once:
+        return True
+    if len(seen_once) >= _SEEN_ONCE_MAX_ENTRIES:
+        seen_once.clear()
+    seen_once.add(entry)
+    return False
+
+
+def _remember(reader: _EntryReader, entry: bytes, known: tuple[object, object]) -> None:
+    if len(reader) >= _MEMO_MAX_ENTRIES:
+        reader.clear()
+    reader[entry] = known
+
+
+def _bytes_between(data: bytes, start: int, end: int) -> bytes:
+    """data[start:end], for 0 <= start <= end <= len(data): compiled, made straight from the bytes."""
+    return data[start:end]
 
 
 def _entry_reader(keep: frozenset[str] | None) -> _EntryReader:
@@ -564,8 +554,7 @@ def _pb_attributes(entries: Sequence[bytes], reader: _EntryReader) -> dict[str, 
     what its last entry says, including unset.
     """
     try:
-        # entries[:]: a list made in one call, cheaper to go through than the protobuf container.
-        attributes: dict[Any, Any] = dict(map(reader.__getitem__, entries[:]))
+        attributes: dict[Any, Any] = dict(map(reader.__getitem__, entries))
     except _EntryWithoutValue:
         attributes = _attributes_one_by_one(entries, reader)
     attributes.pop(_SKIPPED, None)
@@ -594,43 +583,246 @@ def _status_error(raw: bytes) -> bool:
                                f"a span's status is not a valid Status message: {error}") from error
 
 
-def _decode_protobuf(body: bytes, keep: frozenset[str] | None) -> list[SpanRecord]:
-    request = _TraceRequestView()
+class _WireError(Exception):
+    """A body that is not well-formed protobuf; the message says what is wrong and where."""
+
+
+def _varint_at(body: bytes, position: int, end: int) -> tuple[int, int]:
+    """The varint at `position`, of which protobuf keeps the low 64 bits, and the position after it."""
+    value = 0
+    shift = 0
+    start = position
+    while position < end:
+        byte = body[position]
+        position += 1
+        if shift == 63:  # the tenth byte: one bit left in 64, and no further byte allowed
+            if byte >= 0x80:
+                raise _WireError(f"a varint at byte {start} is longer than 10 bytes")
+            return value | (byte & 1) << 63, position
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, position
+        shift += 7
+    raise _WireError(f"a varint at byte {start} is cut off by the end of its message")
+
+
+def _tag_at(body: bytes, position: int, end: int) -> tuple[int, int]:
+    """The field tag (field number << 3 | wire type) at `position`, and the position after it."""
+    tag, after = _varint_at(body, position, end)
+    if tag >> 3 == 0 or tag >> 3 > _MAX_FIELD_NUMBER:
+        raise _WireError(f"the field tag at byte {position} has no valid field number")
+    return tag, after
+
+
+def _value_end(body: bytes, position: int, end: int) -> tuple[int, int]:
+    """Where the length-delimited value whose length is at `position` starts and ends."""
+    length, start = _varint_at(body, position, end)
+    if length > end - start:
+        raise _WireError(f"a field at byte {position} is longer than what is left of its message")
+    return start, start + length
+
+
+def _skip_field(body: bytes, position: int, end: int, tag: int, depth: int) -> int:
+    """The position after the value of a field nothing reads, checked for framing only.
+
+    `depth` is how deep the field's message lies (the request is 0): groups count on from there.
+    """
+    wire_type = tag & 7
+    if wire_type == _WIRE_VARINT:
+        return _varint_at(body, position, end)[1]
+    if wire_type == _WIRE_LENGTH_DELIMITED:
+        return _value_end(body, position, end)[1]
+    if wire_type == _WIRE_START_GROUP:
+        return _skip_group(body, position, end, tag >> 3, depth + 1)
+    if wire_type == _WIRE_END_GROUP:
+        raise _WireError(f"the end of a group before byte {position} has no group to end")
+    if wire_type == _WIRE_FIXED64:
+        size = 8
+    elif wire_type == _WIRE_FIXED32:
+        size = 4
+    else:
+        raise _WireError(f"the field before byte {position} has wire type {wire_type}, which does not exist")
+    if position + size > end:
+        raise _WireError(f"the fixed{size * 8} value at byte {position} is cut off by the end of its message")
+    return position + size
+
+
+def _skip_group(body: bytes, position: int, end: int, field_number: int, depth: int) -> int:
+    """The position after the end of the group `field_number` whose fields start at `position`."""
+    if depth > _MAX_DEPTH:
+        raise _WireError(f"a group at byte {position} lies deeper than {_MAX_DEPTH} messages and groups")
+    while position < end:
+        tag, position = _tag_at(body, position, end)
+        if tag & 7 == _WIRE_END_GROUP:
+            if tag >> 3 != field_number:
+                raise _WireError(f"the group ending before byte {position} ends another group")
+            return position
+        position = _skip_field(body, position, end, tag, depth)
+    raise _WireError(f"a group of field {field_number} is not ended before the end of its message")
+
+
+def _length_delimited_fields(body: bytes, position: int, end: int, depth: int) -> list[tuple[int, int, int]]:
+    """(field number, start, end) of each length-delimited field of a message; the others skipped.
+
+    The walk of the messages above spans (a request, its resources and scopes): there are few.
+    """
+    fields = []
+    while position < end:
+        tag, position = _tag_at(body, position, end)
+        if tag & 7 == _WIRE_LENGTH_DELIMITED:
+            start, position = _value_end(body, position, end)
+            fields.append((tag >> 3, start, position))
+        else:
+            position = _skip_field(body, position, end, tag, depth)
+    return fields
+
+
+def _fixed64_at(body: bytes, position: int) -> int:
+    """The little-endian fixed64 at `position`, whose 8 bytes the caller has checked are there."""
+    value = 0
+    for index in range(position + 7, position - 1, -1):
+        value = value << 8 | body[index]
+    return value
+
+
+def _string_at(body: bytes, start: int, end: int, what: str) -> str:
+    """A string field's value: UTF-8, as protobuf requires of strings."""
     try:
-        request.ParseFromString(body)
-    except DecodeError as error:
-        raise MalformedRequest(f"body is not a valid protobuf ExportTraceServiceRequest: {error}") from error
-    records: list[SpanRecord] = []
-    append = records.append
+        return body[start:end].decode()
+    except UnicodeDecodeError:
+        raise _WireError(f"{what} at byte {start} is not valid UTF-8") from None
+
+
+def _read_event(body: bytes, position: int, end: int, reader: _EntryReader) -> SpanEvent:
+    """The SpanEvent of the Event message at body[position:end]."""
+    name = ""
+    time_unix_nano = 0
+    entries: list[bytes] = []
+    while position < end:
+        tag, position = _tag_at(body, position, end)
+        field_number = tag >> 3
+        wire_type = tag & 7
+        if wire_type == _WIRE_LENGTH_DELIMITED and field_number in (_EVENT_ATTRIBUTES, _EVENT_NAME):
+            start, position = _value_end(body, position, end)
+            if field_number == _EVENT_ATTRIBUTES:
+                entries.append(body[start:position])
+            else:
+                name = _string_at(body, start, position, "an event's name")
+        elif wire_type == _WIRE_FIXED64 and field_number == _EVENT_TIME_UNIX_NANO and position + 8 <= end:
+            time_unix_nano = _fixed64_at(body, position)
+            position += 8
+        else:
+            position = _skip_field(body, position, end, tag, _DEPTH_EVENT)
+    return SpanEvent(name, time_unix_nano, _pb_attributes(entries, reader))
+
+
+def _read_span(body: bytes, position: int, end: int, reader: _EntryReader, resource_attributes: Attributes,
+               ) -> SpanRecord:
+    """The SpanRecord of the Span message at body[position:end].
+
+    Every span goes through this loop: the common cases (one-byte tags, lengths under 128) are
+    read in line, everything else by the helpers above.
+    """
+    trace_id = span_id = parent_span_id = status = b""
+    name = ""
+    start_time_unix_nano = end_time_unix_nano = 0
+    entries: list[bytes] = []
+    events: list[SpanEvent] = []
+    while position < end:
+        tag = body[position]
+        if tag < 0x80 and tag >= 8:
+            position += 1
+        else:
+            tag, position = _tag_at(body, position, end)
+        field_number = tag >> 3
+        wire_type = tag & 7
+        if wire_type == _WIRE_LENGTH_DELIMITED:
+            if position < end and body[position] < 0x80:
+                start = position + 1
+                position = start + body[position]
+                if position > end:
+                    raise _WireError(f"a field at byte {start - 1} is longer than what is left of its message")
+            else:
+                start, position = _value_end(body, position, end)
+            if field_number == _SPAN_ATTRIBUTES:
+                entries.append(body[start:position])
+            elif field_number == _SPAN_TRACE_ID:
+                trace_id = body[start:position]
+            elif field_number == _SPAN_SPAN_ID:
+                span_id = body[start:position]
+            elif field_number == _SPAN_PARENT_SPAN_ID:
+                parent_span_id = body[start:position]
+            elif field_number == _SPAN_NAME:
+                name = _string_at(body, start, position, "a span's name")
+            elif field_number == _SPAN_EVENTS:
+                events.append(_read_event(body, start, position, reader))
+            elif field_number == _SPAN_STATUS:
+                status = body[start:position]
+        elif (wire_type == _WIRE_FIXED64 and position + 8 <= end
+              and field_number in (_SPAN_START_TIME_UNIX_NANO, _SPAN_END_TIME_UNIX_NANO)):
+            if field_number == _SPAN_START_TIME_UNIX_NANO:
+                start_time_unix_nano = _fixed64_at(body, position)
+            else:
+                end_time_unix_nano = _fixed64_at(body, position)
+            position += 8
+        else:
+            position = _skip_field(body, position, end, tag, _DEPTH_SPAN)
+    # tuple.__new__ rather than SpanRecord(...): the same tuple without the Python-level __new__ of
+    # a NamedTuple, about a fifth of a microsecond less per span.
+    return tuple.__new__(SpanRecord, (
+        trace_id,
+        span_id,
+        parent_span_id,
+        name,
+        start_time_unix_nano,
+        end_time_unix_nano,
+        _status_error(status) if status else False,
+        _pb_attributes(entries, reader),
+        resource_attributes,
+        tuple(events) if events else (),
+    ))
+
+
+def _read_resource_spans(body: bytes, position: int, end: int, reader: _EntryReader,
+                         records: list[SpanRecord]) -> None:
+    """Append the SpanRecords of the ResourceSpans message at body[position:end] to `records`."""
+    resource_entries: list[bytes] = []
+    scopes = []
+    for field_number, start, stop in _length_delimited_fields(body, position, end, _DEPTH_RESOURCE_SPANS):
+        if field_number == _RESOURCE_SPANS_RESOURCE:
+            # A message field sent twice is merged: the attributes of both count.
+            for number, entry_start, entry_end in _length_delimited_fields(body, start, stop, _DEPTH_RESOURCE):
+                if number == _RESOURCE_ATTRIBUTES:
+                    resource_entries.append(body[entry_start:entry_end])
+        elif field_number == _RESOURCE_SPANS_SCOPE_SPANS:
+            scopes.append((start, stop))
+    # One dict per resource, shared by all its spans: the resource is the same object in OTLP.
+    resource_attributes = _pb_attributes(resource_entries, reader)
+    for start, stop in scopes:
+        _read_scope_spans(body, start, stop, reader, resource_attributes, records)
+
+
+def _read_scope_spans(body: bytes, position: int, end: int, reader: _EntryReader, resource_attributes: Attributes,
+                      records: list[SpanRecord]) -> None:
+    """Append the SpanRecords of the ScopeSpans message at body[position:end] to `records`."""
+    while position < end:
+        tag, position = _tag_at(body, position, end)
+        if tag == _SCOPE_SPANS_SPANS << 3 | _WIRE_LENGTH_DELIMITED:
+            start, position = _value_end(body, position, end)
+            records.append(_read_span(body, start, position, reader, resource_attributes))
+        else:
+            position = _skip_field(body, position, end, tag, _DEPTH_SCOPE_SPANS)
+
+
+def _decode_protobuf(body: bytes, keep: frozenset[str] | None) -> list[SpanRecord]:
     reader = _entry_reader(keep)
-    new_tuple = tuple.__new__
-    for resource_spans in request.resource_spans:
-        # One dict per resource, shared by all its spans: the resource is the same object in OTLP.
-        resource_attributes = _pb_attributes(resource_spans.resource.attributes, reader)
-        for scope_spans in resource_spans.scope_spans:
-            for span in scope_spans.spans:
-                attributes = _pb_attributes(span.attributes, reader)
-                events = ()
-                if span.events:
-                    events = tuple(
-                        SpanEvent(event.name, event.time_unix_nano,
-                                  _pb_attributes(event.attributes, reader))
-                        for event in span.events
-                    )
-                # tuple.__new__ rather than SpanRecord(...): the same tuple without the Python-level
-                # __new__ of a NamedTuple, about a fifth of a microsecond less per span.
-                append(new_tuple(SpanRecord, (
-                    span.trace_id,
-                    span.span_id,
-                    span.parent_span_id,
-                    span.name,
-                    span.start_time_unix_nano,
-                    span.end_time_unix_nano,
-                    _status_error(span.status) if span.status else False,
-                    attributes,
-                    resource_attributes,
-                    events,
-                )))
+    records: list[SpanRecord] = []
+    try:
+        for field_number, start, end in _length_delimited_fields(body, 0, len(body), 0):
+            if field_number == _REQUEST_RESOURCE_SPANS:
+                _read_resource_spans(body, start, end, reader, records)
+    except _WireError as error:
+        raise MalformedRequest(f"body is not a valid protobuf ExportTraceServiceRequest: {error}") from None
     return records
 
 
