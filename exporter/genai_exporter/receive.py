@@ -200,8 +200,8 @@ def _gunzip(body: bytes, limit: int) -> bytes:
 # rather than parsing them with the generated classes: only the fields the pipeline reads become
 # Python objects (ids, name, times, status, and each attribute entry as the bytes sent), in one
 # pass over the body, with no message object per span and no wrapper per field read. Parsing a
-# body with upb is cheap; reading its spans' fields back out of the parsed messages cost four
-# times as much (bench/RESULTS.md, run 14). Every other field (links, trace state, kind, scope,
+# body with upb is cheap; reading its spans' fields back out of the parsed messages cost several
+# times the parse (bench/RESULTS.md, run 14). Every other field (links, trace state, kind, scope,
 # dropped counts, whatever a newer OTLP adds) is skipped by its wire type, as a parser keeps an
 # unknown field: checked only for well-formed framing, not for valid content or UTF-8, so a span
 # whose trace_state or unread attribute is not UTF-8 is accepted rather than refusing the whole
