@@ -33,6 +33,7 @@ from genai_exporter.extensions import (
     sources_to_prefer,
 )
 from genai_exporter.pipeline import Pipeline
+from tests.serving import ServeProcess
 
 PACKAGE_DIR = Path(genai_exporter.__file__).resolve().parent
 ALL_SOURCES = {f"genai_exporter.{name}": f"{name}.py" for name in COMPILED_MODULES}
@@ -176,3 +177,24 @@ def test_the_declarations_of_compiled_modules_are_installed_beside_them() -> Non
     declarations = sorted(path.name for path in (repository / "exporter" / "genai_exporter").glob("*.pxd"))
     assert [(name, any(fnmatch.fnmatch(name, pattern) for pattern in patterns)) for name in declarations] == [
         ("receive.pxd", True)]
+
+
+def _startup_warnings(environment: dict[str, str]) -> list[str]:
+    """The messages `genai-exporter serve` logs at level WARNING up to shortly after it listens."""
+    server = ServeProcess([], environment=environment)
+    assert server.stop() == 0
+    return [line.partition('msg="')[2].removesuffix('"') for line in server.log if " level=WARNING " in line]
+
+
+def test_serve_from_the_python_sources_warns_once_at_startup() -> None:
+    environment = {**os.environ, NO_EXTENSIONS_VARIABLE: "1"}
+    assert _startup_warnings(environment) == [
+        "the data path runs from its Python sources (data path: python), which take far more CPU time per span "
+        "than the compiled path: reinstall where a C compiler is at hand, with GENAI_EXPORTER_NO_EXTENSIONS unset"]
+
+
+def test_serve_compiled_gives_no_warning_at_startup() -> None:
+    if data_path_build() != BUILD_COMPILED:
+        pytest.skip("the package was built without its extensions (no C compiler?)")
+    environment = {key: value for key, value in os.environ.items() if key != NO_EXTENSIONS_VARIABLE}
+    assert _startup_warnings(environment) == []

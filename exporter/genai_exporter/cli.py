@@ -21,7 +21,7 @@ from prometheus_client.process_collector import ProcessCollector
 from genai_exporter import __version__
 from genai_exporter.config import ConfigError, load_config
 from genai_exporter.expose import GenAICollector, metrics_renderer
-from genai_exporter.extensions import data_path_build
+from genai_exporter.extensions import BUILD_COMPILED, NO_EXTENSIONS_VARIABLE, data_path_build
 from genai_exporter.pipeline import Pipeline
 from genai_exporter.pricing import load_price_table
 from genai_exporter.webconfig import WebConfigFile, load_web_settings
@@ -100,9 +100,15 @@ def _serve(args: argparse.Namespace) -> int:
         security.append("TLS" if web_config.tls_enabled else "no TLS")
     if pipeline.config.ingest_auth.enabled:
         security.append("OTLP bearer tokens")
+    build = data_path_build()
     LOGGER.info("genai-exporter %s listening: web=:%d otlp=:%d%s%s (data path: %s)", __version__, servers.web_port,
                 servers.otlp_port, " (demo workload on)" if args.demo else "",
-                f" ({', '.join(security)})" if security else "", data_path_build())
+                f" ({', '.join(security)})" if security else "", build)
+    if build != BUILD_COMPILED:
+        # Said once at startup, where an operator looks: the same spans then cost far more CPU.
+        LOGGER.warning("the data path runs from its Python sources (data path: %s), which take far more CPU time "
+                       "per span than the compiled path: reinstall where a C compiler is at hand, with %s unset",
+                       build, NO_EXTENSIONS_VARIABLE)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
