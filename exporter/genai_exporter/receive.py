@@ -804,7 +804,11 @@ def _read_resource_spans(body: bytes, position: int, end: int, reader: _EntryRea
 
 def _read_scope_spans(body: bytes, position: int, end: int, reader: _EntryReader, resource_attributes: Attributes,
                       records: list[SpanRecord]) -> None:
-    """Append the SpanRecords of the ScopeSpans message at body[position:end] to `records`."""
+    """Append the SpanRecords of the ScopeSpans message at body[position:end] to `records`.
+
+    Its own loop rather than `_length_delimited_fields`: a scope holds most of a body's spans, and
+    each is read as it is met, without a (field, start, end) tuple per span.
+    """
     while position < end:
         tag, position = _tag_at(body, position, end)
         if tag == _SCOPE_SPANS_SPANS << 3 | _WIRE_LENGTH_DELIMITED:
